@@ -1,0 +1,56 @@
+"""Shared test setup.
+
+The official V-JEPA 2 model code (pip `cc-vjepa2`) imports `timm.models.layers.drop_path` at
+module level; timm itself needs torchvision, which has no CPU build here. The tests register a
+minimal `timm.models.layers` providing only `drop_path` (stochastic depth, the identity at
+evaluation) so the official classes import; no model math is replaced.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import types
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+def _install_timm_drop_path() -> None:
+    try:
+        import timm.models.layers  # noqa: F401
+
+        return
+    except ImportError:
+        pass
+
+    def drop_path(x, drop_prob: float = 0.0, training: bool = False, scale_by_keep: bool = True):
+        if drop_prob == 0.0 or not training:
+            return x
+        keep = 1 - drop_prob
+        mask = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(keep)
+        return x * mask / keep if scale_by_keep else x * mask
+
+    timm = types.ModuleType("timm")
+    models = types.ModuleType("timm.models")
+    layers = types.ModuleType("timm.models.layers")
+    layers.drop_path = drop_path
+    timm.models = models
+    models.layers = layers
+    sys.modules.update({"timm": timm, "timm.models": models, "timm.models.layers": layers})
+
+
+_install_timm_drop_path()
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+

@@ -1,0 +1,5 @@
+import sys
+
+from vjepa_wm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""One module per `vjepa-wm` subcommand; each exposes `register(subparsers)`."""
