@@ -173,6 +173,16 @@ class ACPredictor(nn.Module):
                 x = block(x, rope, mask)
         return self.head(x, steps)
 
+    def flops_per_step(self, history_steps: int = 0) -> float:
+        """FLOPs (2 per multiply-add) to predict one step that attends to `history_steps` cached steps."""
+        c = self.config
+        n, w = c.tokens_per_frame, c.predictor_dim
+        tokens = n + COND_TOKENS
+        keys = tokens * (history_steps + 1)
+        per_layer = 2 * tokens * w * 4 * w + 4 * tokens * w * c.mlp_hidden + 4 * tokens * keys * w
+        io = 2 * n * c.embed_dim * w * 2 + 4 * c.action_dim * w
+        return float(c.depth * per_layer + io)
+
     # ------------------------------------------------------------------ incremental rollout
 
     def forward_step(self, z_t, action_t, state_t, cache: "KVCache") -> torch.Tensor:

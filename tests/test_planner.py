@@ -1,0 +1,219 @@
+"""CEM and MPC against fake world models with known minima (the arm itself is the only fake here)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from planner.cem import CEM, CEMConfig, world_model_score
+from planner.goals import SubgoalRule
+from planner.mpc import MPCConfig, Observation, run_mpc
+from planner.poses import integrate
+from world_model.world_model import Rollout, energy
+
+TOKENS, WIDTH = 4, 8
+
+
+class LinearLatentWorld:
+    """Latents are a fixed random linear function of (x, y, z, gripper); images encode the state.
+
+    Its energy to a goal latent is minimal exactly when the imagined state equals the goal state, so
+    the optimum of any search is known in closed form.
+    """
+
+    def __init__(self, seed=0, nan_energy=False):
+        g = torch.Generator().manual_seed(seed)
+        self.weights = torch.randn(4, TOKENS * WIDTH, generator=g)
+        self.nan_energy = nan_energy
+
+    def latent(self, states: torch.Tensor) -> torch.Tensor:
+        features = torch.cat([states[..., :3] * 10, states[..., 6:7]], -1)
+        z = (features @ self.weights).view(*states.shape[:-1], TOKENS, WIDTH)
+        return z * float("nan") if self.nan_energy else z
+
+    def rollout(self, z, state, actions, cache=None):
+        states = [state.expand(actions.shape[0], -1)]
+        for t in range(actions.shape[1]):
+            states.append(integrate(states[-1], actions[:, t]))
+        states = torch.stack(states, 1)
+        return Rollout(self.latent(states[:, 1:]), states)
+
+    # MPC side: images carry the state (16 bits per coordinate), the "encoder" reads it back.
+    @staticmethod
+    def image_of(state: np.ndarray) -> np.ndarray:
+        image = np.zeros((2, 7, 3), dtype=np.uint8)
+        code = np.round((np.asarray(state) + 2.0) / 4.0 * 65535).astype(np.int64)
+        image[0, :, 0], image[1, :, 0] = code // 256, code % 256
+        return image
+
+    def encode_images(self, image):
+        image = np.asarray(image).astype(np.int64)
+        state = (image[0, :, 0] * 256 + image[1, :, 0]) / 65535 * 4.0 - 2.0
+        return self.latent(torch.tensor(state, dtype=torch.float32)[None])
+
+    energy = staticmethod(energy)
+
+
+START = torch.tensor([[0.5, 0.0, 0.3, 3.0, 0.0, 0.0, 0.0]])
+
+
+def search(world, goal_state, config, warm=None):
+    cem = CEM(config)
+    z_goal = world.latent(goal_state)
+    return cem, cem.search(world_model_score(world, None, START, z_goal), warm)
+
+
+def test_cem_finds_the_known_minimum():
+    world = LinearLatentWorld()
+    goal = START.clone()
+    goal[0, :3] += torch.tensor([0.03, -0.02, 0.01])
+    _, plan = search(world, goal, CEMConfig(samples=400, iterations=12, elites=20, max_step=0.05))
+    assert torch.allclose(plan.first_action[:3], torch.tensor([0.03, -0.02, 0.01]), atol=3e-3)
+    assert torch.all(plan.first_action[3:6] == 0)
+    # The gripper is already open (0) and states clip to [0, 1]: any non-positive command is optimal.
+    assert plan.first_action[6] <= 0
+    assert plan.elite_energies[-1] < plan.elite_energies[0]
+
+
+def test_minimum_outside_the_box_stops_at_the_bound_and_samples_never_leave_it():
+    world = LinearLatentWorld()
+    goal = START.clone()
+    goal[0, 0] += 0.5  # far beyond one step
+    config = CEMConfig(samples=200, iterations=8, elites=10, max_step=0.05, horizon=2)
+    cem = CEM(config)
+    seen = []
+    base = world_model_score(world, None, START, world.latent(goal))
+
+    def score(actions):
+        seen.append(actions.clone())
+        return base(actions)
+
+    plan = cem.search(score)
+    samples = torch.cat(seen)
+    assert samples[..., :3].abs().max() <= 0.05 + 1e-7 and samples[..., 6].abs().max() <= 0.75 + 1e-7
+    assert torch.all(samples[..., 3:6] == 0)
+    assert plan.actions[:, :3].abs().max() <= 0.05 + 1e-7
+    assert plan.actions[0, 0] > 0.045  # pushed against the bound toward the goal
+
+
+def test_same_seed_same_plan_and_different_seed_differs():
+    world = LinearLatentWorld()
+    goal = START.clone()
+    goal[0, 1] += 0.02
+    config = CEMConfig(samples=64, iterations=3, elites=8, seed=3)
+    _, a = search(world, goal, config)
+    _, b = search(world, goal, config)
+    _, c = search(world, goal, CEMConfig(samples=64, iterations=3, elites=8, seed=4))
+    assert torch.equal(a.actions, b.actions)
+    assert not torch.equal(a.mean, c.mean)
+
+
+def test_warm_start_needs_fewer_iterations_for_the_same_energy():
+    world = LinearLatentWorld()
+    goal = START.clone()
+    goal[0, :3] += torch.tensor([0.02, 0.02, -0.01])
+    config = CEMConfig(samples=128, iterations=10, elites=10, horizon=2)
+    _, cold = search(world, goal, config)
+    target = float(cold.elite_energies[-1]) * 1.5
+    cold_iters = int(torch.nonzero(cold.elite_energies <= target)[0]) + 1
+    _, warm = search(world, goal, CEMConfig(samples=128, iterations=10, elites=10, horizon=2, seed=1), warm=cold)
+    warm_iters = int(torch.nonzero(warm.elite_energies <= target)[0]) + 1
+    assert warm_iters < cold_iters
+
+
+def test_early_stop_ends_the_search_when_the_elite_energy_plateaus():
+    world = LinearLatentWorld()
+    goal = START.clone()
+    config = CEMConfig(samples=128, iterations=40, elites=10, early_stop_patience=2, early_stop_tolerance=0.05)
+    _, plan = search(world, goal, config)
+    assert plan.iterations_run < 40
+
+
+def test_nan_energies_never_become_actions():
+    world = LinearLatentWorld(nan_energy=True)
+    with pytest.raises(FloatingPointError):
+        search(world, START, CEMConfig(samples=32, iterations=2, elites=4))
+
+
+def test_some_nan_candidates_are_never_elites():
+    world = LinearLatentWorld()
+    goal = START.clone()
+    goal[0, 0] += 0.03
+    base = world_model_score(world, None, START, world.latent(goal))
+
+    def score(actions):
+        energies = base(actions)
+        return torch.where(actions[:, 0, 0] > 0.02, torch.full_like(energies, float("nan")), energies)
+
+    plan = CEM(CEMConfig(samples=256, iterations=6, elites=10)).search(score)
+    assert plan.first_action[0] <= 0.021  # the NaN-scored region (where the true optimum lies) is avoided
+
+
+class FakeArm:
+    """A kinematic arm for the MPC tests: applies actions exactly, stamps observations with its clock."""
+
+    def __init__(self, world, state, stale_after=None):
+        self.world, self.state = world, np.asarray(state, dtype=np.float64)
+        self.time, self.applied, self.holds, self.stale_after = 0.0, [], 0, stale_after
+
+    def now(self):
+        return self.time
+
+    def observe(self):
+        stamp = self.time if self.stale_after is None or len(self.applied) < self.stale_after else self.time - 5.0
+        return Observation(self.world.image_of(np.nan_to_num(self.state)), self.state.copy(), stamp)
+
+    def apply(self, action):
+        self.applied.append(np.asarray(action))
+        self.state = integrate(self.state, np.asarray(action, dtype=np.float64))
+        self.time += 0.25
+
+    def hold(self):
+        self.holds += 1
+
+
+def test_mpc_drives_a_linear_latent_world_to_its_goal():
+    world = LinearLatentWorld()
+    start = START[0].numpy().astype(np.float64)
+    goal = start.copy()
+    goal[:3] += [0.12, -0.08, 0.05]
+    arm = FakeArm(world, start)
+    cem = CEM(CEMConfig(samples=128, iterations=6, elites=10, horizon=1))
+    result = run_mpc(arm, world, [world.image_of(goal)], cem, MPCConfig(max_steps=12, stop_energy=0.05))
+    assert np.linalg.norm(arm.state[:3] - goal[:3]) < 0.01
+    assert result.stop_reason == "goal energy reached"
+    assert all(abs(a[:3]).max() <= 0.05 + 1e-6 for a in arm.applied)
+    assert result.records[-1].observed_energy < result.records[0].observed_energy
+    assert arm.holds >= 1  # always told to hold at the end
+
+
+def test_mpc_switches_subgoals_in_order():
+    world = LinearLatentWorld()
+    start = START[0].numpy().astype(np.float64)
+    first, second = start.copy(), start.copy()
+    first[0] += 0.06
+    second[1] += 0.06
+    arm = FakeArm(world, start)
+    cem = CEM(CEMConfig(samples=128, iterations=6, elites=10))
+    config = MPCConfig(max_steps=15, stop_energy=0.05, subgoals=SubgoalRule(switch_energy=0.05))
+    result = run_mpc(arm, world, [world.image_of(first), world.image_of(second)], cem, config)
+    assert [r.goal_index for r in result.records][0] == 0 and result.records[-1].goal_index == 1
+    assert np.linalg.norm(arm.state[:3] - second[:3]) < 0.01
+
+
+def test_stale_observations_are_refused():
+    world = LinearLatentWorld()
+    arm = FakeArm(world, START[0].numpy(), stale_after=2)
+    cem = CEM(CEMConfig(samples=32, iterations=2, elites=4))
+    result = run_mpc(arm, world, [world.image_of(START[0].numpy())], cem, MPCConfig(max_steps=10, stale_retries=2))
+    assert len(arm.applied) == 2  # nothing applied once observations went stale
+    assert result.stop_reason.startswith("refused: stale observation")
+    assert arm.holds >= 3
+
+
+def test_nan_state_is_refused_before_planning():
+    world = LinearLatentWorld()
+    arm = FakeArm(world, START[0].numpy())
+    arm.state[2] = np.nan
+    result = run_mpc(arm, world, [world.image_of(START[0].numpy())], CEM(CEMConfig(samples=8, iterations=1, elites=2)))
+    assert arm.applied == [] and "non-finite" in result.stop_reason
