@@ -16,6 +16,7 @@ COMMANDS = {
     "encode": "encode",
     "convert": "convert",
     "bench": "bench",
+    "plan": "plan",
 }
 
 

@@ -18,6 +18,14 @@ def register(subparsers) -> None:
     encoder.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     encoder.set_defaults(func=run_encoder)
 
+    plan = bench.add_parser("plan", help="seconds per planned action and matmul fraction")
+    plan.add_argument("--configs", default=None, help="published,lean,sim (default: all on a GPU, sim on a CPU)")
+    plan.add_argument("--model", help="world model to use for the sim configuration (default: random weights)")
+    plan.add_argument("--repeats", type=int, default=3)
+    plan.add_argument("--device", default="auto")
+    plan.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    plan.set_defaults(func=run_plan)
+
 
 def run_encoder(args: argparse.Namespace) -> int:
     from benchmarks import encoder
@@ -28,5 +36,18 @@ def run_encoder(args: argparse.Namespace) -> int:
     presets = [p.strip() for p in (args.presets or default).split(",") if p.strip()]
     records = encoder.run(presets, device, args.frames, args.size, args.batch, args.repeats)
     print_table(records, encoder.COLUMNS)
+    write_json(args.json, records)
+    return 0
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    from benchmarks import plan
+    from benchmarks.common import pick_device, print_table, write_json
+
+    device = pick_device(args.device)
+    default = "published,lean,sim" if device.type == "cuda" else "sim"
+    names = [n.strip() for n in (args.configs or default).split(",") if n.strip()]
+    records = plan.run(names, device, args.model, args.repeats)
+    print_table(records, plan.COLUMNS)
     write_json(args.json, records)
     return 0
