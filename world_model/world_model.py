@@ -103,6 +103,11 @@ class WorldModel(nn.Module):
         """uint8 RGB images ``[T, H, W, 3]`` -> latents ``[1, T*N, D]``."""
         return self.encode(self.preprocess(images))
 
+    def encode_clips(self, frames) -> torch.Tensor:
+        """A batch of uint8 RGB clips ``[B, T, H, W, 3]`` (numpy or tensor) -> latents ``[B, T*N, D]``."""
+        videos = torch.stack([self.transform(np.asarray(clip)) for clip in frames])
+        return self.encode(videos.to(self.device))
+
     # ------------------------------------------------------------------ prediction
 
     def predict(self, z: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,154 @@
+"""`vjepa-wm train-ac --config CONFIG.yaml [--section.key=value ...]`: train the action-conditioned
+predictor on DROID (raw episodes or RLDS) or on our sim recordings (which use the raw layout).
+
+Runs on one process or under `torchrun --nproc_per_node N -m vjepa_wm train-ac ...` (DDP; NCCL on
+GPUs, gloo on CPUs). With `data.cache_dir` the clips are encoded once into a latent cache first.
+The trained model is written to `<run.out_dir>/world_model` in our format.
+"""
+from __future__ import annotations
+
+import argparse
+import zlib
+from pathlib import Path
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("train-ac", help="train the action-conditioned predictor", description=__doc__)
+    parser.add_argument("--config", help="YAML config (see configs/train_ac/); dotted flags override it")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    parser.set_defaults(func=run, accepts_overrides=True)
+
+
+def split_episodes(episodes: list[Path], fraction: float) -> tuple[list[Path], list[Path]]:
+    """Deterministic held-out split by a hash of each episode's path (stable as the set grows)."""
+    def held_out(path: Path) -> bool:
+        return (zlib.crc32(str(path.resolve()).encode()) % 10_000) < fraction * 10_000
+
+    val = [e for e in episodes if held_out(e)]
+    train = [e for e in episodes if not held_out(e)]
+    if not train:
+        train, val = episodes, []
+    return train, val
+
+
+def droid_config(data, seed: int, shuffle: bool = True):
+    from datasets.droid_common import DroidConfig
+
+    return DroidConfig(frames_per_clip=data.frames_per_clip, row_stride=data.row_stride, clips_per_episode=data.clips_per_episode,
+                       camera=data.camera, success_only=data.success_only, shuffle=shuffle, seed=seed)
+
+
+def clip_source(data, sources, batch_size: int, seed: int, shuffle: bool = True):
+    """A BatchSource over DROID clips: raw episode lists or an RLDS folder, DataLoader with workers."""
+    from torch.utils.data import DataLoader
+
+    from datasets.droid_common import collate_clips
+    from world_model.ac_train import BatchSource
+
+    def make(epoch: int):
+        if data.format == "raw":
+            from datasets.droid_raw_reader import DroidRawDataset
+
+            dataset = DroidRawDataset(sources, droid_config(data, seed, shuffle))
+        else:
+            from datasets.droid_rlds import DroidRLDSDataset
+
+            dataset = DroidRLDSDataset(sources, droid_config(data, seed, shuffle))
+        dataset.set_epoch(epoch)
+        return DataLoader(dataset, batch_size=batch_size, num_workers=data.workers, collate_fn=collate_clips,
+                          persistent_workers=False)
+
+    return BatchSource(make)
+
+
+def cached_source(directory, model, batch_size: int, seed: int, rank: int, world: int):
+    """A BatchSource over a filled latent cache: a seeded permutation per epoch, dealt to ranks."""
+    import torch
+
+    from world_model.ac_train import BatchSource
+    from world_model.latent_cache import LatentClipDataset
+
+    dataset = LatentClipDataset(directory, model)
+
+    def make(epoch: int):
+        order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
+        mine = order[rank::world].tolist()
+        for start in range(0, len(mine) - batch_size + 1, batch_size):
+            items = [dataset[i] for i in mine[start : start + batch_size]]
+            yield {key: torch.stack([item[key] for item in items]) for key in items[0]}
+
+    return BatchSource(make)
+
+
+def run(args: argparse.Namespace) -> int:
+    import logging
+    import os
+
+    from world_model.ac_config import ACTrainConfig
+    from world_model.ac_train import build_world_model, train_ac
+    from world_model.configuration import load_config, save_config, to_dict
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    config = load_config(ACTrainConfig, args.config, args.overrides)
+    if args.print_config:
+        import yaml
+
+        print(yaml.safe_dump(to_dict(config), sort_keys=False))
+        return 0
+    config.validate()
+    data, run_cfg = config.data, config.run
+    rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+    out = Path(run_cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    if rank == 0:
+        save_config(config, out / "config.yaml")
+
+    if data.format == "raw":
+        from datasets.droid_raw_reader import list_raw_episodes
+
+        episodes = list_raw_episodes(data.path)
+        if data.val_path:
+            train_sources, val_sources = episodes, list_raw_episodes(data.val_path)
+        else:
+            train_sources, val_sources = split_episodes(episodes, data.val_fraction)
+        print(f"train-ac: {len(train_sources)} training and {len(val_sources)} held-out episodes")
+    else:
+        train_sources, val_sources = data.path, data.val_path
+
+    if data.cache_dir:
+        from world_model.latent_cache import fill_cache
+
+        model = build_world_model(config)
+        cache = Path(data.cache_dir)
+        if rank == 0:  # one process fills the cache; the others wait for it under torchrun
+            fill_cache(cache / "train", model, clip_source(data, train_sources, 16, run_cfg.seed).make,
+                       data.cache_passes, data.cache_shard_size)
+            if val_sources:
+                fill_cache(cache / "val", model, clip_source(data, val_sources, 16, run_cfg.seed, shuffle=False).make,
+                           1, data.cache_shard_size)
+        if world > 1:
+            _wait_for_cache(cache, bool(val_sources))
+        train = cached_source(cache / "train", model, run_cfg.batch_size, run_cfg.seed, rank, world)
+        val = cached_source(cache / "val", model, run_cfg.batch_size, 0, rank, world) if val_sources else None
+    else:
+        train = clip_source(data, train_sources, run_cfg.batch_size, run_cfg.seed)
+        val = clip_source(data, val_sources, run_cfg.batch_size, 0, shuffle=False) if val_sources else None
+    target = train_ac(config, train, val)
+    if rank == 0:
+        print(f"world model -> {target}")
+    return 0
+
+
+def _wait_for_cache(cache: Path, with_val: bool) -> None:
+    import json
+    import time
+
+    def done(folder: Path) -> bool:
+        try:
+            manifest = json.loads((folder / "cache.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            return False
+        return bool(manifest.get("passes")) and all(p["done"] for p in manifest["passes"].values())
+
+    while not (done(cache / "train") and (not with_val or done(cache / "val"))):
+        time.sleep(2.0)
