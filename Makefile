@@ -20,8 +20,8 @@ $(RUNTIME_STAMP): requirements.txt setup.py | $(BIN)/python
 	$(BIN)/pip install -q --no-deps -e .
 	touch $@
 
-$(TEST_STAMP): $(RUNTIME_STAMP) requirements-test.txt
-	$(BIN)/pip install -q -r requirements-test.txt
+$(TEST_STAMP): $(RUNTIME_STAMP) requirements-test.txt requirements-rlds.txt
+	$(BIN)/pip install -q -r requirements-test.txt -r requirements-rlds.txt
 	# The official V-JEPA 2 model code, used by the tests as an independent oracle.
 	# --no-deps: its declared timm/torchvision deps are not needed for the model
 	# classes (the tests provide timm's drop_path) and torchvision has no CPU build here.

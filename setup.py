@@ -7,8 +7,8 @@ PACKAGE_NAME = "vjepa_wm"
 ROOMS = ["world_model", "planner", "ros_nodes", "sim", "datasets", "benchmarks", "vjepa_wm"]
 
 
-def _requirements() -> list[str]:
-    lines = Path(__file__).with_name("requirements.txt").read_text().splitlines()
+def _requirements(name: str = "requirements.txt") -> list[str]:
+    lines = Path(__file__).with_name(name).read_text().splitlines()
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
@@ -31,6 +31,7 @@ setup(
     include_package_data=True,
     package_data={"vjepa_wm": ["assets/*"]},
     install_requires=_requirements(),
+    extras_require={"rlds": _requirements("requirements-rlds.txt")},
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE_NAME}"]),
         (f"share/{PACKAGE_NAME}", ["package.xml"]),
