@@ -4,7 +4,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the headless Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -13,9 +14,19 @@ def _pyplot():
     return plt
 
 
+def save_figure(figure, path: str | Path) -> Path:
+    """Lay out, write (creating folders) and close a figure."""
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    pyplot().close(figure)
+    return path
+
+
 def save_energy_plot(records, path: str | Path, title: str = "") -> Path:
     """Observed energy (current view vs goal) and the plan's predicted energy per control step."""
-    plt = _pyplot()
+    plt = pyplot()
     steps = [r.step for r in records]
     figure, axis = plt.subplots(figsize=(6, 3.5))
     axis.plot(steps, [r.observed_energy for r in records], "o-", label="observed (view vs goal)")
@@ -28,19 +39,14 @@ def save_energy_plot(records, path: str | Path, title: str = "") -> Path:
     axis.legend(fontsize=8)
     if title:
         axis.set_title(title, fontsize=10)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
 
 
 def save_landscape_plot(landscape, path: str | Path, title: str = "") -> Path:
     """Three slices through the minimum of the xyz energy grid (x-y, x-z, y-z), in centimetres."""
     import torch
 
-    plt = _pyplot()
+    plt = pyplot()
     energies, offsets = landscape.energies, landscape.offsets * 100
     flat = int(torch.argmin(energies))
     p = len(offsets)
@@ -55,9 +61,4 @@ def save_landscape_plot(landscape, path: str | Path, title: str = "") -> Path:
         figure.colorbar(image, ax=axis, fraction=0.046)
     best = landscape.argmin()
     figure.suptitle(title or f"energy landscape; minimum at ({best[0]*100:.1f}, {best[1]*100:.1f}, {best[2]*100:.1f}) cm", fontsize=10)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)

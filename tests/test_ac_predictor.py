@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.helpers import relative_error
+from tests.helpers import perturb_norms, relative_error
 from world_model.ac_predictor import ACPredictor, ACPredictorConfig, KVCache, block_causal_mask
 from world_model.checkpoints import CheckpointError
 from world_model.losses import ac_loss
@@ -22,12 +22,8 @@ def official_ac(img_size, embed_dim=EMBED, width=96, depth=2, heads=3):
     model = vit_ac_predictor(
         img_size=img_size, patch_size=16, num_frames=16, tubelet_size=2, embed_dim=embed_dim,
         predictor_embed_dim=width, depth=depth, num_heads=heads, use_rope=True,
-    ).eval()
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" in name:
-                param.add_(0.1 * torch.randn_like(param))
-    return model
+    )
+    return perturb_norms(model)
 
 
 def ours_from(official, grid):

@@ -8,6 +8,7 @@ import zipfile
 import pytest
 import torch
 
+from tests.helpers import perturb_norms
 from world_model.checkpoints import (
     CheckpointError,
     export_encoder,
@@ -22,11 +23,7 @@ VIDEO = torch.randn(1, 3, 4, 32, 48)
 
 
 def perturbed(model: VisionTransformer) -> VisionTransformer:
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" in name or "mod_embed" in name:
-                param.add_(0.1 * torch.randn_like(param))
-    return model.eval()
+    return perturb_norms(model, match=("norm", "mod_embed"))
 
 
 @pytest.fixture(params=["2", "2.1"])

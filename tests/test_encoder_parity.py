@@ -12,7 +12,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.helpers import relative_error
+from tests.helpers import perturb_norms, relative_error
 from tests.reference_vjepa21 import reference_forward
 from world_model.checkpoints import load_encoder
 from world_model.vit import VisionTransformer, encoder_config
@@ -33,11 +33,7 @@ def hf_model(tmp_path, **fields):
     config = VJEPA2Config(
         pred_hidden_size=32, pred_num_hidden_layers=1, pred_num_attention_heads=2, attn_implementation="eager", **fields
     )
-    model = VJEPA2Model(config).eval()
-    with torch.no_grad():  # move LayerNorms off their 1/0 init so they are exercised
-        for name, param in model.named_parameters():
-            if "norm" in name:
-                param.add_(0.1 * torch.randn_like(param))
+    model = perturb_norms(VJEPA2Model(config))
     model.save_pretrained(tmp_path / "hf")
     return model, load_encoder(tmp_path / "hf")
 
@@ -69,12 +65,8 @@ def official_v2_encoder(img_size, frames, dim=96, depth=2, heads=3):
     model = OfficialViT(
         img_size=img_size, patch_size=16, num_frames=frames, tubelet_size=2, embed_dim=dim, depth=depth,
         num_heads=heads, mlp_ratio=4.0, use_rope=True, use_sdpa=True, handle_nonsquare_inputs=True,
-    ).eval()
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" in name:
-                param.add_(0.1 * torch.randn_like(param))
-    return model
+    )
+    return perturb_norms(model)
 
 
 @pytest.mark.parametrize("height,width", [(64, 64), (48, 80)])
@@ -91,10 +83,7 @@ def test_matches_official_v2_code_square_and_nonsquare(tmp_path, height, width):
 
 
 def official_21_state(model: VisionTransformer) -> dict:
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "norm" in name or "mod_embed" in name:
-                param.add_(0.1 * torch.randn_like(param))
+    perturb_norms(model, match=("norm", "mod_embed"))
     return {k: v.clone() for k, v in model.state_dict().items()}
 
 

@@ -11,11 +11,9 @@ def save_pca_figure(rows: list[tuple[np.ndarray, np.ndarray]], path: str | Path,
 
     The frames shown are the first of each tubelet, so the two rows line up column by column.
     """
-    import matplotlib
+    from planner.plots import pyplot, save_figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     columns = max(len(maps) for _, maps in rows)
     columns = min(columns, 8)
     figure, axes = plt.subplots(2 * len(rows), columns, figsize=(2.0 * columns, 4.2 * len(rows)), squeeze=False)
@@ -36,9 +34,4 @@ def save_pca_figure(rows: list[tuple[np.ndarray, np.ndarray]], path: str | Path,
         )
     if title:
         figure.suptitle(title, fontsize=10)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path
+    return save_figure(figure, path)
