@@ -29,7 +29,7 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=[room + suffix for room in ROOMS for suffix in ("", ".*")]),
     include_package_data=True,
-    package_data={"vjepa_wm": ["assets/*"]},
+    package_data={"vjepa_wm": ["assets/*", "assets/*/*"]},
     install_requires=_requirements(),
     extras_require={"rlds": _requirements("requirements-rlds.txt")},
     data_files=[

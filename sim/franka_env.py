@@ -309,9 +309,19 @@ class FrankaEnv(gym.Env):
     def _obs(self) -> dict:
         return {"pixels": self._exterior(), "agent_pos": self.state()}
 
+    def is_success(self) -> bool:
+        """Whether the current episode's task is achieved (simulator truth: for scoring, never for planning)."""
+        return bool(self.task.success(self.scene, self.episode)) if self.episode is not None else False
+
+    def goal_distance(self) -> float:
+        """End-effector distance (m) to the final goal's end-effector position (simulator truth, for reports)."""
+        if self.episode is None:
+            return float("nan")
+        position, _ = self.scene.ee_pose()
+        return float(np.linalg.norm(position - np.asarray(self.episode.goals[-1].ee_position)))
+
     def _info(self) -> dict:
-        success = self.task.success(self.scene, self.episode) if self.episode is not None else False
-        info = {"is_success": success, "sim_time": self.now()}
+        info = {"is_success": self.is_success(), "sim_time": self.now()}
         if self.last_report is not None:
             info["applied_action"] = self.last_report.applied.copy()
             info["clipped"] = self.last_report.clipped

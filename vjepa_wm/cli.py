@@ -16,7 +16,11 @@ COMMANDS = {
     "encode": "encode",
     "convert": "convert",
     "bench": "bench",
+    "collect-sim": "collect_sim",
+    "pretrain": "pretrain",
     "plan": "plan",
+    "train-ac": "train_ac",
+    "eval-sim": "eval_sim",
 }
 
 

@@ -18,6 +18,30 @@ def register(subparsers) -> None:
     encoder.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     encoder.set_defaults(func=run_encoder)
 
+    pretrain = bench.add_parser("pretrain", help="pretraining clips/s, matmul fraction and peak GPU memory")
+    pretrain.add_argument("--presets", default=None, help="comma-separated: tiny, vit_l, vit_g (default: tiny on CPU; tiny,vit_l on GPU)")
+    pretrain.add_argument("--frames", type=int, default=None, help="default: the first phase of the preset's shipped config")
+    pretrain.add_argument("--size", type=int, default=None, help="default: the first phase of the preset's shipped config")
+    pretrain.add_argument("--batch", type=int, default=None, help="clips per step (default 8 for tiny, 24 for vit_l/vit_g)")
+    pretrain.add_argument("--config", default=None, help="measure the model of this pretrain config instead of the shipped one")
+    pretrain.add_argument("--repeats", type=int, default=3)
+    pretrain.add_argument("--device", default="auto")
+    pretrain.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    pretrain.set_defaults(func=run_pretrain)
+
+    droid = bench.add_parser("droid", help="raw-DROID decode clips/s on CPU (generated dataset unless --data)")
+    droid.add_argument("--data", help="raw DROID folder or episode list to read instead of a generated dataset")
+    droid.add_argument("--sizes", default="180x320,720x1280", help="generated resolutions, HEIGHTxWIDTH, comma-separated")
+    droid.add_argument("--episodes", type=int, default=8)
+    droid.add_argument("--rows", type=int, default=120, help="h5 rows (15 Hz steps) per generated episode")
+    droid.add_argument("--workers", default="0,2", help="DataLoader worker counts, comma-separated")
+    droid.add_argument("--frames", type=int, default=8)
+    droid.add_argument("--stride", type=int, default=4, help="h5 rows between sampled frames")
+    droid.add_argument("--clips-per-episode", type=int, default=4)
+    droid.add_argument("--repeats", type=int, default=3)
+    droid.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    droid.set_defaults(func=run_droid)
+
     plan = bench.add_parser("plan", help="seconds per planned action and matmul fraction")
     plan.add_argument("--configs", default=None, help="published,lean,sim (default: all on a GPU, sim on a CPU)")
     plan.add_argument("--model", help="world model to use for the sim configuration (default: random weights)")
@@ -25,6 +49,18 @@ def register(subparsers) -> None:
     plan.add_argument("--device", default="auto")
     plan.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     plan.set_defaults(func=run_plan)
+
+
+def run_droid(args: argparse.Namespace) -> int:
+    from benchmarks import droid
+    from benchmarks.common import print_table, write_json
+
+    workers = [int(w) for w in args.workers.split(",") if w.strip()]
+    records = droid.run(args.data, droid.parse_sizes(args.sizes), args.episodes, args.rows, workers, args.frames,
+                        args.stride, args.clips_per_episode, args.repeats)
+    print_table(records, droid.COLUMNS)
+    write_json(args.json, records)
+    return 0
 
 
 def run_encoder(args: argparse.Namespace) -> int:
@@ -49,5 +85,21 @@ def run_plan(args: argparse.Namespace) -> int:
     names = [n.strip() for n in (args.configs or default).split(",") if n.strip()]
     records = plan.run(names, device, args.model, args.repeats)
     print_table(records, plan.COLUMNS)
+    write_json(args.json, records)
+    return 0
+
+
+def run_pretrain(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from benchmarks import pretrain
+    from benchmarks.common import pick_device, print_table, write_json
+
+    device = pick_device(args.device)
+    default = "tiny,vit_l" if device.type == "cuda" else "tiny"
+    presets = [p.strip() for p in (args.presets or default).split(",") if p.strip()]
+    config = Path(args.config) if args.config else None
+    records = pretrain.run(presets, device, args.frames, args.size, args.batch, args.repeats, config)
+    print_table(records, pretrain.COLUMNS)
     write_json(args.json, records)
     return 0

@@ -22,21 +22,22 @@ def parse_state(text: str):
     return np.asarray(values, dtype=np.float32)
 
 
-def add_cem_arguments(parser: argparse.ArgumentParser, samples=800, iterations=10) -> None:
+def add_cem_arguments(parser: argparse.ArgumentParser, samples=800, iterations=10, with_seed=True) -> None:
     group = parser.add_argument_group("search")
     group.add_argument("--samples", type=int, default=samples)
     group.add_argument("--iterations", type=int, default=iterations)
     group.add_argument("--horizon", type=int, default=1)
     group.add_argument("--elites", type=int, default=10)
     group.add_argument("--max-step", type=float, default=0.05, help="xyz box per step in metres (default 0.05)")
-    group.add_argument("--seed", type=int, default=0)
+    if with_seed:
+        group.add_argument("--seed", type=int, default=0, help="search RNG seed")
 
 
 def cem_config_from(args):
     from planner.cem import CEMConfig
 
     return CEMConfig(samples=args.samples, iterations=args.iterations, horizon=args.horizon, elites=args.elites,
-                     max_step=args.max_step, seed=args.seed)
+                     max_step=args.max_step, seed=getattr(args, "seed", 0))
 
 
 def register(subparsers) -> None:

@@ -1,0 +1,16 @@
+"""The bundled simulation world model (encoder + AC predictor trained by the documented pipeline)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+BUNDLED_SIM_MODEL = Path(__file__).resolve().parent / "assets" / "sim_model"
+
+
+def load_sim_model(path: str | Path | None = None):
+    """`path` or the bundled model, in eval mode; a clear error if neither exists."""
+    from world_model.world_model import load_world_model
+
+    source = Path(path) if path else BUNDLED_SIM_MODEL
+    if not (source / "config.json").exists() and not source.is_file():
+        raise ValueError(f"{source}: no world model here (train one with the pipeline in README, or pass --model)")
+    return load_world_model(source).eval()

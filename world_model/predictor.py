@@ -1,0 +1,350 @@
+"""The masked-latent predictor of V-JEPA 2 and V-JEPA 2.1 pretraining.
+
+It receives the context encoder's tokens at the kept indices, adds one learnable mask token at
+every target index, sorts the joint sequence into raster (t -> h -> w) order so RoPE positions
+follow the token grid, runs a narrow transformer and projects back to the encoder's width.
+
+* V-JEPA 2 (12 blocks x 384): one Linear in, one projection out for the target tokens, tiled
+  RoPE (the released weights need it).
+* V-JEPA 2.1: the input is the encoder's four concatenated hierarchical levels, fused by
+  Linear(4D -> D) -> GELU -> Linear(D -> 384); the output projections predict all four levels,
+  one for the masked tokens and one for the visible (context) tokens; learnable image / video
+  modality embeddings are added after sorting; interleaved RoPE with positions interpolated
+  onto the 256-px grid, as the 2.1 training configs build it.
+
+Parameter names follow the official checkpoints (``predictor_embed``, ``mask_tokens.{i}``,
+``predictor_blocks.{i}.*``, ``predictor_norm``, ``predictor_proj``, ``predictor_proj_context``,
+``video_mod_embed``, ``img_mod_embed``) so their state dicts load without renaming.
+
+Call contract: ``predictor(context [B, K, D_in], keep [B, K], targets [B, M], mask_index=1)``
+returns ``[B, M, levels * out_dim]`` (V-JEPA 2), or ``(targets, context)`` predictions (2.1,
+where ``modality="video" | "image"`` picks the modality embedding). ``grid`` (frames, rows,
+cols) maps indices to positions; by default it is the square grid of ``img_size``, which is what
+the official predictor uses.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Literal
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from world_model.checkpoints import (
+    CheckpointError,
+    detect_format,
+    load_strict,
+    read_hf_weights,
+    read_json,
+    read_our_checkpoint,
+    safe_torch_load,
+    save_our_checkpoint,
+    select_state,
+    strip_prefixes,
+)
+from world_model.layers import LAYER_NORM_EPS, Block, init_vit_weights, rescale_residual_branches
+from world_model.rope import RopeLayout, video_rope_tables
+
+Version = Literal["2", "2.1"]
+Modality = Literal["video", "image"]
+
+# The released predictors all use 12 heads; their weights do not record it.
+PUBLISHED_HEADS = 12
+
+
+@dataclass
+class PredictorConfig:
+    """Architecture of one predictor (see the module docstring for the two forms)."""
+
+    encoder_dim: int = 1024
+    embed_dim: int = 384
+    depth: int = 12
+    num_heads: int = PUBLISHED_HEADS
+    mlp_hidden: int = 1536
+    version: Version = "2"
+    levels: int = 1  # hierarchical encoder levels read and predicted (2.1: 4; distilled files: 1)
+    out_dim: int = 0  # width of each predicted level; 0 = encoder_dim (distilled files: teacher width)
+    num_mask_tokens: int = 10
+    predict_context: bool = False
+    modality_embedding: bool = False
+    img_size: int = 256  # construction resolution: index -> grid position when no grid is given
+    patch_size: int = 16
+    rope_layout: RopeLayout = "tiled"
+    interpolate_rope: bool = False
+    qkv_bias: bool = True
+    drop_path_rate: float = 0.0
+    activation_checkpointing: bool = False
+
+    def __post_init__(self):
+        if self.out_dim == 0:
+            self.out_dim = self.encoder_dim
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"predictor width {self.embed_dim} is not divisible by {self.num_heads} heads")
+        if self.levels < 1 or self.num_mask_tokens < 1 or self.depth < 1:
+            raise ValueError("a predictor needs at least one level, one mask token and one block")
+
+    @property
+    def head_dim(self) -> int:
+        return self.embed_dim // self.num_heads
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "PredictorConfig":
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown predictor config fields: {', '.join(unknown)}")
+        return cls(**data)
+
+
+def predictor_config(version: Version, encoder_dim: int, **overrides) -> PredictorConfig:
+    """The published pretraining predictor for an encoder of width `encoder_dim`.
+
+    V-JEPA 2: 12 x 384, 10 mask tokens. V-JEPA 2.1: 24 x 384 over four levels, 8 mask tokens,
+    context predictions, modality embeddings, interleaved and interpolated RoPE.
+    """
+    if version == "2":
+        base = PredictorConfig(encoder_dim=encoder_dim)
+    elif version == "2.1":
+        base = PredictorConfig(
+            encoder_dim=encoder_dim, depth=24, version="2.1", levels=4, num_mask_tokens=8, predict_context=True,
+            modality_embedding=True, rope_layout="interleaved", interpolate_rope=True,
+        )
+    else:
+        raise ValueError(f"unknown V-JEPA version {version!r} (expected '2' or '2.1')")
+    return replace(base, **overrides)
+
+
+class Predictor(nn.Module):
+    """Masked-latent predictor; see the module docstring for the call contract."""
+
+    def __init__(self, config: PredictorConfig):
+        super().__init__()
+        self.config = c = config
+        width_in = c.encoder_dim * c.levels
+        if c.levels == 1:
+            self.predictor_embed = nn.Linear(width_in, c.embed_dim)
+        else:  # 2.1 fuses the four levels with a small MLP (official keys .0 and .2)
+            self.predictor_embed = nn.Sequential(
+                nn.Linear(width_in, c.encoder_dim), nn.GELU(), nn.Linear(c.encoder_dim, c.embed_dim)
+            )
+        self.mask_tokens = nn.ParameterList(nn.Parameter(torch.zeros(1, 1, c.embed_dim)) for _ in range(c.num_mask_tokens))
+        drop_rates = torch.linspace(0, c.drop_path_rate, c.depth).tolist()
+        self.predictor_blocks = nn.ModuleList(
+            Block(c.embed_dim, c.num_heads, c.mlp_hidden, c.qkv_bias, drop_rates[i]) for i in range(c.depth)
+        )
+        self.predictor_norm = nn.LayerNorm(c.embed_dim, eps=LAYER_NORM_EPS)
+        self.predictor_proj = nn.Linear(c.embed_dim, c.levels * c.out_dim)
+        self.predictor_proj_context = nn.Linear(c.embed_dim, c.levels * c.out_dim) if c.predict_context else None
+        init_vit_weights(self)
+        rescale_residual_branches(self.predictor_blocks)
+        if c.modality_embedding:
+            self.video_mod_embed = nn.Parameter(torch.randn(1, 1, c.embed_dim) * 1e-6)
+            self.img_mod_embed = nn.Parameter(torch.randn(1, 1, c.embed_dim) * 1e-6)
+
+    def default_grid(self) -> tuple[int, int, int]:
+        side = self.config.img_size // self.config.patch_size
+        return 1, side, side
+
+    def _check_inputs(self, context, keep, targets, grid) -> None:
+        c = self.config
+        if context.dim() != 3 or context.shape[-1] != c.encoder_dim * c.levels:
+            raise ValueError(f"context must be [B, K, {c.encoder_dim * c.levels}], got {tuple(context.shape)}")
+        for name, ids in (("keep", keep), ("targets", targets)):
+            if ids.dim() != 2 or ids.shape[0] != context.shape[0]:
+                raise ValueError(f"{name} must be a [B, N] index tensor for B={context.shape[0]}, got {tuple(ids.shape)}")
+            if ids.dtype not in (torch.int32, torch.int64):
+                raise ValueError(f"{name} must hold integer token indices, got {ids.dtype}")
+            if ids.numel() and int(ids.min()) < 0:
+                raise ValueError(f"{name} holds negative token indices")
+        if keep.shape[1] != context.shape[1]:
+            raise ValueError(f"keep has {keep.shape[1]} indices for {context.shape[1]} context tokens")
+        if targets.shape[1] == 0:
+            raise ValueError("targets is empty: nothing to predict")
+        if grid is not None and (len(grid) != 3 or min(grid) < 1):
+            raise ValueError(f"grid must be (frames, rows, cols) of positive sizes, got {grid}")
+
+    def forward(
+        self,
+        context: torch.Tensor,
+        keep: torch.Tensor,
+        targets: torch.Tensor,
+        mask_index: int = 1,
+        modality: Modality = "video",
+        grid: tuple[int, int, int] | None = None,
+    ):
+        c = self.config
+        self._check_inputs(context, keep, targets, grid)
+        if modality not in ("video", "image"):
+            raise ValueError(f"modality must be 'video' or 'image', got {modality!r}")
+        batch, num_context = keep.shape
+        x = self.predictor_embed(context)
+        token = self.mask_tokens[mask_index % c.num_mask_tokens]
+        x = torch.cat([x, token.to(x.dtype).expand(batch, targets.shape[1], -1)], dim=1)
+        ids = torch.cat([keep, targets], dim=1).to(x.device).long()
+        order = torch.argsort(ids, dim=1, stable=True)
+        ids = torch.gather(ids, 1, order)
+        x = torch.gather(x, 1, order[..., None].expand(-1, -1, x.shape[-1]))
+        if c.modality_embedding:
+            x = x + (self.img_mod_embed if modality == "image" else self.video_mod_embed)
+        rope = video_rope_tables(ids, grid or self.default_grid(), c.head_dim, c.rope_layout, c.interpolate_rope)
+        for block in self.predictor_blocks:
+            if c.activation_checkpointing and self.training and torch.is_grad_enabled():
+                x = checkpoint(block, x, rope, use_reentrant=False)
+            else:
+                x = block(x, rope)
+        x = self.predictor_norm(x)
+        x = torch.gather(x, 1, torch.argsort(order, dim=1)[..., None].expand(-1, -1, x.shape[-1]))
+        predicted = self.predictor_proj(x[:, num_context:])
+        if c.version == "2":
+            return predicted
+        visible = self.predictor_proj_context(x[:, :num_context]) if self.predictor_proj_context is not None else None
+        return predicted, visible
+
+    def flops_per_sample(self, num_context: int, num_targets: int) -> float:
+        """Multiply-add FLOPs (x2) of one forward pass for one sample with these token counts."""
+        c = self.config
+        d, n = c.embed_dim, num_context + num_targets
+        per_block = 2 * n * d * 3 * d + 2 * n * d * d + 4 * n * d * c.mlp_hidden + 4 * n * n * d
+        if c.levels == 1:
+            embed = 2 * num_context * c.encoder_dim * d
+        else:
+            embed = 2 * num_context * (c.levels * c.encoder_dim * c.encoder_dim + c.encoder_dim * d)
+        outputs = num_targets + (num_context if c.predict_context else 0)
+        return float(c.depth * per_block + embed + 2 * outputs * d * c.levels * c.out_dim)
+
+
+# ----------------------------------------------------------------------------- import / export
+
+
+def infer_predictor_config(state: dict[str, torch.Tensor], img_size: int, num_heads: int | None, source: str) -> PredictorConfig:
+    """Recover the architecture from official-layout predictor weights."""
+    block_ids = {int(k.split(".")[1]) for k in state if k.startswith("predictor_blocks.")}
+    token_ids = {int(k.split(".")[1]) for k in state if k.startswith("mask_tokens.")}
+    if not block_ids or not token_ids or "predictor_proj.weight" not in state:
+        raise CheckpointError(f"{source}: not V-JEPA predictor weights (no predictor_blocks / mask_tokens / predictor_proj)")
+    if "predictor_embed.0.weight" in state:
+        fuse = state["predictor_embed.0.weight"]
+        encoder_dim, levels = fuse.shape[0], fuse.shape[1] // fuse.shape[0]
+    elif "predictor_embed.weight" in state:
+        encoder_dim, levels = state["predictor_embed.weight"].shape[1], 1
+    else:
+        raise CheckpointError(f"{source}: no predictor_embed weights")
+    is_21 = "predictor_embed.0.weight" in state or "video_mod_embed" in state or "predictor_proj_context.weight" in state
+    embed_dim = state["mask_tokens.0"].shape[-1]
+    return PredictorConfig(
+        encoder_dim=encoder_dim,
+        embed_dim=embed_dim,
+        depth=max(block_ids) + 1,
+        num_heads=num_heads or PUBLISHED_HEADS,
+        mlp_hidden=state["predictor_blocks.0.mlp.fc1.weight"].shape[0],
+        version="2.1" if is_21 else "2",
+        levels=levels,
+        out_dim=state["predictor_proj.weight"].shape[0] // levels,
+        num_mask_tokens=max(token_ids) + 1,
+        predict_context="predictor_proj_context.weight" in state,
+        modality_embedding="video_mod_embed" in state,
+        img_size=img_size,
+        rope_layout="interleaved" if is_21 else "tiled",
+        interpolate_rope=is_21,
+        qkv_bias="predictor_blocks.0.attn.qkv.bias" in state,
+    )
+
+
+def predictor_from_official_state(state: dict, img_size: int = 256, num_heads: int | None = None, source: str = "") -> Predictor:
+    state = {k: v for k, v in strip_prefixes(state).items() if k != "predictor_pos_embed"}  # unused with RoPE
+    model = Predictor(infer_predictor_config(state, img_size, num_heads, source))
+    load_strict(model, state, source)
+    return model
+
+
+HF_PREDICTOR_PREFIX = "predictor."
+
+
+def hf_to_official_predictor(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename Hugging Face VJEPA2 predictor keys to the official layout."""
+    out: dict[str, torch.Tensor] = {}
+    split: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in state.items():
+        if key.startswith("vjepa2."):
+            key = key[len("vjepa2.") :]
+        if not key.startswith(HF_PREDICTOR_PREFIX):
+            continue
+        key = key[len(HF_PREDICTOR_PREFIX) :]
+        if key == "embeddings.mask_tokens":
+            for index, token in enumerate(value):
+                out[f"mask_tokens.{index}"] = token.reshape(1, 1, -1)
+            continue
+        key = key.replace("embeddings.predictor_embeddings.", "predictor_embed.")
+        key = key.replace("layernorm.", "predictor_norm.", 1) if key.startswith("layernorm.") else key
+        key = "predictor_proj." + key[len("proj.") :] if key.startswith("proj.") else key
+        key = key.replace("layer.", "predictor_blocks.", 1).replace(".attention.", ".attn.")
+        for part in ("query", "key", "value"):
+            marker = f".attn.{part}."
+            if marker in key:
+                stem, kind = key.split(marker)
+                split.setdefault(f"{stem}.attn.qkv.{kind}", {})[part] = value
+                break
+        else:
+            out[key] = value
+    for key, parts in split.items():
+        if set(parts) != {"query", "key", "value"}:
+            raise CheckpointError(f"incomplete query/key/value weights for {key}")
+        out[key] = torch.cat([parts["query"], parts["key"], parts["value"]], dim=0)
+    return out
+
+
+def load_predictor(source: str | os.PathLike, img_size: int | None = None, num_heads: int | None = None, key: str | None = None) -> Predictor:
+    """Load a predictor from our directory, a Hugging Face VJEPA2Model directory or an official .pt.
+
+    `img_size` is the construction resolution that maps token indices to grid positions when no
+    grid is passed at call time. Official .pt files do not record it (default 256, the
+    pretraining crop); Hugging Face configs record it as ``crop_size`` and our directories store
+    it; an explicit value overrides either. `num_heads` defaults to the published 12.
+    Returns the predictor in eval mode.
+    """
+    path = Path(source)
+    fmt = detect_format(path)
+    if fmt == "ours":
+        meta, state = read_our_checkpoint(path, "predictor")
+        try:
+            config = PredictorConfig.from_dict(meta["config"])
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{path}: bad predictor config ({err})") from None
+        if img_size is not None:
+            config = replace(config, img_size=img_size)
+        model = Predictor(config)
+        load_strict(model, state, str(path))
+    elif fmt == "hf":
+        hf = read_json(path / "config.json")
+        try:
+            embed = int(hf["pred_hidden_size"])
+            config = PredictorConfig(
+                encoder_dim=int(hf["hidden_size"]),
+                embed_dim=embed,
+                depth=int(hf["pred_num_hidden_layers"]),
+                num_heads=num_heads or int(hf["pred_num_attention_heads"]),
+                mlp_hidden=int(embed * float(hf.get("pred_mlp_ratio", 4.0))),
+                num_mask_tokens=int(hf.get("pred_num_mask_tokens", 10)),
+                img_size=img_size or int(hf.get("crop_size", 256)),
+                patch_size=int(hf.get("patch_size", 16)),
+                qkv_bias=bool(hf.get("qkv_bias", True)),
+            )
+        except (KeyError, TypeError, ValueError) as err:
+            raise CheckpointError(f"{path}: Hugging Face config lacks a usable predictor field ({err})") from None
+        model = Predictor(config)
+        load_strict(model, hf_to_official_predictor(read_hf_weights(path)), str(path))
+    else:
+        checkpoint_obj = safe_torch_load(path)
+        state = select_state(checkpoint_obj, key, ("predictor",), path, "predictor")
+        model = predictor_from_official_state(state, img_size or 256, num_heads, str(path))
+    return model.eval()
+
+
+def save_predictor(model: Predictor, target: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Save to our format (kind "predictor"): ``config.json`` + ``model.safetensors``."""
+    return save_our_checkpoint(target, "predictor", model.config.to_dict(), model.state_dict(), overwrite)

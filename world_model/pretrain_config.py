@@ -1,0 +1,152 @@
+"""Typed configuration of a V-JEPA 2 / 2.1 pretraining run (`vjepa-wm pretrain --config X.yaml`).
+
+Every field can be set from YAML or as ``--section.field=value`` on the command line; the
+defaults are the published V-JEPA 2.1 recipe where one exists (configs/pretrain/*.yaml hold
+complete recipes). Batch sizes are *global* (summed over ranks), so a config means the same
+optimisation whatever the number of processes.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from world_model.masks import IMAGE_MASKS, VIDEO_MASKS, MaskSpec
+
+
+@dataclass
+class ModelConfig:
+    preset: str = "vit_l"  # encoder size (world_model.vit.ENCODER_SIZES)
+    version: Literal["2", "2.1"] = "2.1"
+    predictor_depth: int = 0  # 0 = the published depth (12 for V-JEPA 2, 24 for 2.1)
+    predictor_dim: int = 384
+    predictor_heads: int = 12
+    drop_path_rate: float = 0.0
+    activation_checkpointing: bool = False
+
+
+@dataclass
+class PhaseConfig:
+    """A stretch of training at one resolution (progressive resolution: short clips first)."""
+
+    steps: int = 1000
+    frames: int = 16
+    crop: int = 256
+    batch_size: int = 24  # video clips per step, all ranks together
+    image_batch_size: int = 0  # images per step, all ranks together (V-JEPA 2.1 mixes them in)
+    image_crop: int = 0  # 0 = the video crop
+
+
+@dataclass
+class EpisodeSourceConfig:
+    """An episode dataset from the `datasets` room, plugged in by name (see pretrain_data)."""
+
+    factory: str = ""  # "package.module:function"; function(path) returns a ClipSource
+    path: str = ""
+
+
+@dataclass
+class DataConfig:
+    video_dirs: list[str] = field(default_factory=list)
+    image_dirs: list[str] = field(default_factory=list)
+    episodes: list[EpisodeSourceConfig] = field(default_factory=list)
+    fps: float = 4.0
+    crop_scale: tuple[float, float] = (0.3, 1.0)
+    crop_aspect: tuple[float, float] = (0.75, 1.35)
+    horizontal_flip: bool = True
+    num_workers: int = 0
+
+
+@dataclass
+class MaskConfig:
+    video: list[MaskSpec] = field(default_factory=lambda: list(VIDEO_MASKS))
+    image: list[MaskSpec] = field(default_factory=lambda: list(IMAGE_MASKS))
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 6e-4
+    start_lr: float = 1e-4
+    final_lr: float = 1e-6
+    warmup_steps: int = 12000
+    cooldown_steps: int = 0  # the last steps of the run, decayed linearly to final_lr
+    weight_decay: float = 0.04
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    ema: tuple[float, float] = (0.99925, 0.99925)  # momentum at the first and the last step
+
+
+@dataclass
+class LossConfig:
+    """V-JEPA 2.1 context loss: weight λ, warmed up linearly between two steps, then held."""
+
+    context_lambda: float = 0.5
+    context_lambda_start: int = 15000
+    context_lambda_end: int = 30000
+    distance_weighting: bool = True  # 1/sqrt(distance to the nearest masked token)
+
+
+@dataclass
+class RunConfig:
+    out_dir: str = "runs/pretrain"
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: the local rank's GPU)
+    precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on GPU, fp32 on CPU
+    resume: str = "auto"  # auto (latest checkpoint in out_dir, if any) | never | a checkpoint path
+    save_every: int = 1000
+    keep_checkpoints: int = 2
+    log_every: int = 10
+    monitor_every: int = 100  # collapse monitor period (steps)
+    collapse_min_std: float = 0.05
+    collapse_min_rank: float = 2.0
+    tensorboard: bool = True
+    progress: bool = True
+
+
+@dataclass
+class PretrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    phases: list[PhaseConfig] = field(default_factory=lambda: [PhaseConfig()])
+    data: DataConfig = field(default_factory=DataConfig)
+    masks: MaskConfig = field(default_factory=MaskConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    @property
+    def total_steps(self) -> int:
+        return sum(phase.steps for phase in self.phases)
+
+    def validate(self, world_size: int = 1) -> None:
+        """Raise a one-line ValueError for settings that cannot train."""
+        if not self.phases:
+            raise ValueError("phases: at least one training phase is needed")
+        for index, phase in enumerate(self.phases):
+            where = f"phases[{index}]"
+            if phase.steps < 1 or phase.frames < 1 or phase.crop < 16:
+                raise ValueError(f"{where}: steps and frames must be positive and crop at least 16")
+            if phase.batch_size < 0 or phase.image_batch_size < 0 or phase.batch_size + phase.image_batch_size == 0:
+                raise ValueError(f"{where}: needs video clips (batch_size) or images (image_batch_size)")
+            for name in ("batch_size", "image_batch_size"):
+                if getattr(phase, name) % world_size:
+                    raise ValueError(f"{where}.{name} {getattr(phase, name)} is not divisible by {world_size} processes")
+            if phase.image_batch_size and not self.masks.image:
+                raise ValueError(f"{where}: images need at least one masks.image set")
+            if phase.batch_size and not self.masks.video:
+                raise ValueError(f"{where}: videos need at least one masks.video set")
+        if any(p.batch_size for p in self.phases) and not (self.data.video_dirs or self.data.episodes):
+            raise ValueError("data: video clips are asked for but no data.video_dirs or data.episodes are given")
+        if any(p.image_batch_size for p in self.phases) and not self.data.image_dirs:
+            raise ValueError("data: images are asked for (image_batch_size) but no data.image_dirs are given")
+        if self.run.save_every < 1 or self.run.log_every < 1 or self.run.monitor_every < 1:
+            raise ValueError("run.save_every, run.log_every and run.monitor_every must be positive")
+        if self.run.keep_checkpoints < 1:
+            raise ValueError("run.keep_checkpoints must be at least 1")
+        if not 0 < self.data.crop_scale[0] <= self.data.crop_scale[1] <= 1:
+            raise ValueError("data.crop_scale must be a range inside (0, 1]")
+        if not 0 < self.data.crop_aspect[0] <= self.data.crop_aspect[1]:
+            raise ValueError("data.crop_aspect must be a positive range")
+        for source in self.data.episodes:
+            if ":" not in source.factory or not source.path:
+                raise ValueError(f"data.episodes: need factory 'package.module:function' and a path, got {source}")
+        if self.data.fps <= 0:
+            raise ValueError("data.fps must be positive")
