@@ -40,9 +40,13 @@ def test_print_config_applies_overrides(capsys):
 @pytest.mark.parametrize("args,message", [
     (["--optim.lrr=1"], "unknown config key optim.lrr"),
     (["--optim.lr=fast"], "optim.lr: expected a number"),
-    (["--phases=[{steps: 5, batch_size: 3}]"], "warmup (1000) + cooldown (2000) steps must fit in 5 steps"),
-    (["--optim.warmup_steps=0", "--optim.cooldown_steps=0", "--data.video_dirs=[/nonexistent/x]"], "x: no such data folder"),
-    (["--data.video_dirs=[]"], "no data.video_dirs"),
+    (["--phases=[{steps: 5, batch_size: 3}]"], "warmup (200) + cooldown (200) steps must fit in 5 steps"),
+    (["--optim.warmup_steps=0", "--optim.cooldown_steps=0", "--data.episodes=[]", "--data.image_dirs=[/tmp]",
+      "--data.video_dirs=[/nonexistent/x]"],
+     "x: no such data folder"),
+    (["--data.episodes=[]"], "no data.video_dirs"),
+    (["--data.episodes=[{factory: 'datasets.droid_clip_source:raw_clip_source', path: /nonexistent/e}]"],
+     "/nonexistent/e: no such episode folder"),
 ])
 def test_bad_settings_give_one_line_errors(capsys, tmp_path, args, message):
     code = main(["pretrain", "--config", str(CONFIGS / "tiny_sim.yaml"), f"--run.out_dir={tmp_path}", *args])

@@ -49,6 +49,9 @@ class DataConfig:
     video_dirs: list[str] = field(default_factory=list)
     image_dirs: list[str] = field(default_factory=list)
     episodes: list[EpisodeSourceConfig] = field(default_factory=list)
+    # Also draw images (single frames) from the episode datasets, e.g. to train 2.1's image
+    # tokenizer on robot views when there is no image folder.
+    episode_images: bool = False
     fps: float = 4.0
     crop_scale: tuple[float, float] = (0.3, 1.0)
     crop_aspect: tuple[float, float] = (0.75, 1.35)
@@ -135,8 +138,9 @@ class PretrainConfig:
                 raise ValueError(f"{where}: videos need at least one masks.video set")
         if any(p.batch_size for p in self.phases) and not (self.data.video_dirs or self.data.episodes):
             raise ValueError("data: video clips are asked for but no data.video_dirs or data.episodes are given")
-        if any(p.image_batch_size for p in self.phases) and not self.data.image_dirs:
-            raise ValueError("data: images are asked for (image_batch_size) but no data.image_dirs are given")
+        has_images = self.data.image_dirs or (self.data.episode_images and self.data.episodes)
+        if any(p.image_batch_size for p in self.phases) and not has_images:
+            raise ValueError("data: images are asked for (image_batch_size) but there are no data.image_dirs (or episode_images)")
         if self.run.save_every < 1 or self.run.log_every < 1 or self.run.monitor_every < 1:
             raise ValueError("run.save_every, run.log_every and run.monitor_every must be positive")
         if self.run.keep_checkpoints < 1:

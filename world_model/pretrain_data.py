@@ -343,8 +343,9 @@ class StepKeys:
 
 
 def build_pools(config: DataConfig) -> tuple[Pool, Pool]:
-    videos = [VideoFolder(config.video_dirs)] + [episode_source(e.factory, e.path) for e in config.episodes]
-    return Pool(videos), Pool([ImageFolder(config.image_dirs)])
+    episodes = [episode_source(e.factory, e.path) for e in config.episodes]
+    images = [ImageFolder(config.image_dirs)] + (episodes if config.episode_images else [])
+    return Pool([VideoFolder(config.video_dirs)] + episodes), Pool(images)
 
 
 def make_loader(config: DataConfig, phases: list[PhaseConfig], seed: int, start: int, rank: int, world_size: int):
@@ -353,7 +354,7 @@ def make_loader(config: DataConfig, phases: list[PhaseConfig], seed: int, start:
     if any(p.batch_size for p in phases) and len(videos) == 0:
         raise DataError(f"no video files ({', '.join(sorted(VIDEO_SUFFIXES))}) under {config.video_dirs} or in data.episodes")
     if any(p.image_batch_size for p in phases) and len(images) == 0:
-        raise DataError(f"no image files under {config.image_dirs}")
+        raise DataError(f"no image files under {config.image_dirs} (nor episode frames: data.episode_images)")
     total = sum(p.steps for p in phases)
     return torch.utils.data.DataLoader(
         KeyedSamples(PretrainSamples(config, seed, videos, images)),
