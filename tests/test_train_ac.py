@@ -118,3 +118,15 @@ def test_bad_config_is_a_one_line_error(tmp_path, capsys):
     assert main(["train-ac", "--data.path=x", "--model.encoder=y", "--run.rollout_steps=9"]) == 2
     assert "rollout_steps" in capsys.readouterr().err
     assert main(["train-ac", "--data.pth=x"]) == 2
+
+
+@pytest.mark.parametrize("name", ["sim.yaml", "droid_vitg.yaml"])
+def test_shipped_configs_load_and_validate(name):
+    from tests.conftest import ROOT
+    from world_model.ac_config import ACTrainConfig
+    from world_model.configuration import load_config
+
+    config = load_config(ACTrainConfig, ROOT / "configs" / "train_ac" / name).validate()
+    if name == "droid_vitg.yaml":  # the published recipe
+        assert (config.run.steps, config.optim.lr, config.optim.start_lr, config.optim.warmup_steps) == (94500, 4.25e-4, 7.5e-5, 4500)
+        assert (config.data.frames_per_clip, config.data.row_stride, config.run.rollout_steps) == (8, 4, 2)
