@@ -197,21 +197,11 @@ def encoder_from_official_state(state: dict, num_heads: int | None = None, sourc
 HF_ENCODER_PREFIX = "encoder."
 
 
-def hf_to_official_encoder(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Rename Hugging Face VJEPA2 encoder keys to the official layout (query/key/value -> qkv)."""
+def fuse_qkv(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Concatenate Hugging Face's separate ``.attn.{query,key,value}.*`` rows into official ``.attn.qkv.*``."""
     out: dict[str, torch.Tensor] = {}
     split: dict[str, dict[str, torch.Tensor]] = {}
     for key, value in state.items():
-        for wrapper in ("vjepa2.",):
-            if key.startswith(wrapper):
-                key = key[len(wrapper) :]
-        if not key.startswith(HF_ENCODER_PREFIX):
-            continue
-        key = key[len(HF_ENCODER_PREFIX) :]
-        key = key.replace("embeddings.patch_embeddings.", "patch_embed.")
-        if key.startswith("layernorm."):
-            key = "norm." + key[len("layernorm.") :]
-        key = key.replace("layer.", "blocks.", 1).replace(".attention.", ".attn.")
         for part in ("query", "key", "value"):
             marker = f".attn.{part}."
             if marker in key:
@@ -225,6 +215,21 @@ def hf_to_official_encoder(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
             raise CheckpointError(f"incomplete query/key/value weights for {key}")
         out[key] = torch.cat([parts["query"], parts["key"], parts["value"]], dim=0)
     return out
+
+
+def hf_to_official_encoder(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename Hugging Face VJEPA2 encoder keys to the official layout (query/key/value -> qkv)."""
+    renamed: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        key = key.removeprefix("vjepa2.")
+        if not key.startswith(HF_ENCODER_PREFIX):
+            continue
+        key = key[len(HF_ENCODER_PREFIX) :]
+        key = key.replace("embeddings.patch_embeddings.", "patch_embed.")
+        if key.startswith("layernorm."):
+            key = "norm." + key[len("layernorm.") :]
+        renamed[key.replace("layer.", "blocks.", 1).replace(".attention.", ".attn.")] = value
+    return fuse_qkv(renamed)
 
 
 def official_to_hf_encoder(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

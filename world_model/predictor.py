@@ -36,6 +36,7 @@ from torch.utils.checkpoint import checkpoint
 from world_model.checkpoints import (
     CheckpointError,
     detect_format,
+    fuse_qkv,
     load_strict,
     read_hf_weights,
     read_json,
@@ -267,35 +268,21 @@ HF_PREDICTOR_PREFIX = "predictor."
 
 def hf_to_official_predictor(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename Hugging Face VJEPA2 predictor keys to the official layout."""
-    out: dict[str, torch.Tensor] = {}
-    split: dict[str, dict[str, torch.Tensor]] = {}
+    renamed: dict[str, torch.Tensor] = {}
     for key, value in state.items():
-        if key.startswith("vjepa2."):
-            key = key[len("vjepa2.") :]
+        key = key.removeprefix("vjepa2.")
         if not key.startswith(HF_PREDICTOR_PREFIX):
             continue
         key = key[len(HF_PREDICTOR_PREFIX) :]
         if key == "embeddings.mask_tokens":
             for index, token in enumerate(value):
-                out[f"mask_tokens.{index}"] = token.reshape(1, 1, -1)
+                renamed[f"mask_tokens.{index}"] = token.reshape(1, 1, -1)
             continue
         key = key.replace("embeddings.predictor_embeddings.", "predictor_embed.")
         key = key.replace("layernorm.", "predictor_norm.", 1) if key.startswith("layernorm.") else key
         key = "predictor_proj." + key[len("proj.") :] if key.startswith("proj.") else key
-        key = key.replace("layer.", "predictor_blocks.", 1).replace(".attention.", ".attn.")
-        for part in ("query", "key", "value"):
-            marker = f".attn.{part}."
-            if marker in key:
-                stem, kind = key.split(marker)
-                split.setdefault(f"{stem}.attn.qkv.{kind}", {})[part] = value
-                break
-        else:
-            out[key] = value
-    for key, parts in split.items():
-        if set(parts) != {"query", "key", "value"}:
-            raise CheckpointError(f"incomplete query/key/value weights for {key}")
-        out[key] = torch.cat([parts["query"], parts["key"], parts["value"]], dim=0)
-    return out
+        renamed[key.replace("layer.", "predictor_blocks.", 1).replace(".attention.", ".attn.")] = value
+    return fuse_qkv(renamed)
 
 
 def load_predictor(source: str | os.PathLike, img_size: int | None = None, num_heads: int | None = None, key: str | None = None) -> Predictor:
