@@ -4,7 +4,7 @@ fraction of the dense matmul rate it reaches, for three configurations:
 * published: ViT-g encoder + the 24 x 1024 AC predictor, 800 samples x 10 iterations, horizon 1
   (V-JEPA 2-AC: 16 s per action on an RTX 4090), random weights, GPU only;
 * lean: the same model, 256 x 5;
-* sim: the small simulation model (the bundled one when given with --model), 64 x 5, on CPU.
+* sim: the small simulation model (the bundled one when it exists, or --model), 64 x 5, on CPU.
 """
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ class PlanBench:
 CONFIGS = {
     "published": PlanBench("vit_g", "2", "vitg_ac", 256, 800, 10, gpu_only=True),
     "lean": PlanBench("vit_g", "2", "vitg_ac", 256, 256, 5, gpu_only=True),
-    "sim": PlanBench("micro", "2.1", "tiny", 128, 64, 5),
+    "sim": PlanBench("tiny", "2.1", "sim", 128, 64, 5),  # the bundled sim model's architecture
 }
 
 
@@ -108,6 +108,11 @@ def run(names: list[str], device: torch.device, model_dir: str | None = None, re
         if spec.gpu_only and device.type != "cuda":
             print(f"skipping {name}: it needs a GPU (the published model takes minutes per action on a CPU)")
             continue
-        model = load_world_model(model_dir).to(device) if (model_dir and name == "sim") else None
+        model = None
+        if name == "sim":
+            from vjepa_wm.sim_model import BUNDLED_SIM_MODEL
+
+            source = model_dir or (BUNDLED_SIM_MODEL if (BUNDLED_SIM_MODEL / "config.json").exists() else None)
+            model = load_world_model(source).to(device) if source else None
         records.append(bench_plan(name, spec, device, matmul, model, repeats))
     return records
