@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import numpy as np
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
@@ -28,10 +26,10 @@ from world_model.ac_config import ACTrainConfig
 from world_model.ac_predictor import ACPredictor, ac_predictor_config
 from world_model.checkpoints import load_encoder
 from world_model.configuration import to_dict
-from world_model.distributed import DistContext, barrier, init_distributed, mean_across, shutdown
+from world_model.distributed import DistContext, barrier, gather_objects, init_distributed, mean_across, shutdown
 from world_model.losses import ac_loss
 from world_model.schedules import WarmupConstantCooldown
-from world_model.train_state import latest_checkpoint, load_train_state, save_train_state
+from world_model.train_state import latest_checkpoint, load_train_state, rng_state, save_train_state, set_rng_state
 from world_model.world_model import WorldModel, load_world_model, normalize_latents, save_world_model
 
 log = logging.getLogger(__name__)
@@ -102,32 +100,6 @@ def batch_latents(model: WorldModel, batch: dict, device: torch.device) -> torch
     return model.encode_clips(batch["frames"])
 
 
-def rng_snapshot() -> dict:
-    """Every RNG this process uses, as tensors and plain numbers (loadable with weights_only)."""
-    _, keys, position, has_gauss, cached = np.random.get_state()
-    version, words, gauss = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": torch.from_numpy(keys.astype(np.int64)),
-        "numpy_extra": [int(position), int(has_gauss), float(cached)],
-        "python": torch.tensor(words, dtype=torch.int64),
-        "python_extra": [int(version), gauss],
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def rng_restore(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    position, has_gauss, cached = state["numpy_extra"]
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32), position, has_gauss, cached))
-    version, gauss = state["python_extra"]
-    random.setstate((version, tuple(int(v) for v in state["python"].tolist()), gauss))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
 def evaluate(model: WorldModel, predictor, batches: Iterable[dict], config: ACTrainConfig, device, autocast) -> dict | None:
     """Mean validation losses over up to `run.val_batches` batches (None without validation data)."""
     totals, count = torch.zeros(3, device=device), 0
@@ -165,8 +137,6 @@ def _train(config: ACTrainConfig, train: BatchSource, val: BatchSource | None, c
     out = Path(run.out_dir)
     checkpoints = out / "checkpoints"
     torch.manual_seed(run.seed + context.rank)
-    np.random.seed(run.seed + context.rank)
-    random.seed(run.seed + context.rank)
     model = build_world_model(config).to(device)
     model.train()
     predictor = model.predictor
@@ -181,7 +151,7 @@ def _train(config: ACTrainConfig, train: BatchSource, val: BatchSource | None, c
         predictor.load_state_dict(state["predictor"])
         optimizer.load_state_dict(state["optimizer"])
         step, epoch, consumed = int(state["step"]), int(state["epoch"]), int(state["consumed"])
-        rng_restore(state["rng"][min(context.rank, len(state["rng"]) - 1)])
+        set_rng_state(state["rng"][min(context.rank, len(state["rng"]) - 1)])
         log.info("resumed from %s at step %d", resume_from, step)
     trained = DistributedDataParallel(predictor, device_ids=[device.index] if device.type == "cuda" else None) if context.active else predictor
     stream = BatchStream(train, epoch, consumed)
@@ -244,9 +214,7 @@ def _train(config: ACTrainConfig, train: BatchSource, val: BatchSource | None, c
 
 
 def _save(directory: Path, step: int, stream: BatchStream, predictor, optimizer, config: ACTrainConfig, context: DistContext) -> None:
-    from world_model.distributed import gather_objects
-
-    rngs = gather_objects(rng_snapshot(), context)  # every rank's RNG, restored per rank on resume
+    rngs = gather_objects(rng_state(), context)  # every rank's RNG, restored per rank on resume
     if context.is_main:
         payload = {
             "predictor": predictor.state_dict(),
