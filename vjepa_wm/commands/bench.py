@@ -42,6 +42,14 @@ def register(subparsers) -> None:
     droid.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     droid.set_defaults(func=run_droid)
 
+    ac = bench.add_parser("ac", help="AC predictor training steps/s (+ raw-DROID decode clips/s)")
+    ac.add_argument("--configs", default=None, help="sim,published (default: both on a GPU, sim on a CPU)")
+    ac.add_argument("--repeats", type=int, default=3)
+    ac.add_argument("--no-decode", action="store_true", help="skip the raw-DROID decode measurement")
+    ac.add_argument("--device", default="auto")
+    ac.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    ac.set_defaults(func=run_ac)
+
     plan = bench.add_parser("plan", help="seconds per planned action and matmul fraction")
     plan.add_argument("--configs", default=None, help="published,lean,sim (default: all on a GPU, sim on a CPU)")
     plan.add_argument("--model", help="world model to use for the sim configuration (default: random weights)")
@@ -59,6 +67,22 @@ def run_droid(args: argparse.Namespace) -> int:
     records = droid.run(args.data, droid.parse_sizes(args.sizes), args.episodes, args.rows, workers, args.frames,
                         args.stride, args.clips_per_episode, args.repeats)
     print_table(records, droid.COLUMNS)
+    write_json(args.json, records)
+    return 0
+
+
+def run_ac(args: argparse.Namespace) -> int:
+    from benchmarks import ac, droid
+    from benchmarks.common import pick_device, print_table, write_json
+
+    device = pick_device(args.device)
+    default = "sim,published" if device.type == "cuda" else "sim"
+    records = ac.run([n.strip() for n in (args.configs or default).split(",") if n.strip()], device, args.repeats)
+    print_table(records, ac.COLUMNS)
+    if not args.no_decode:
+        decode = droid.run(None, [(180, 320)], 8, 120, [0], 8, 4, 4, args.repeats)
+        print_table(decode, droid.COLUMNS)
+        records = records + decode
     write_json(args.json, records)
     return 0
 
