@@ -28,7 +28,7 @@ class SimEvalConfig:
     stop_energy: float | None = None  # stop early when the view is this close (model energy) to the goal
     image_size: int = 128  # render size; must match the data the model was trained on
     low_poly: bool = True
-    cem: CEMConfig = field(default_factory=lambda: CEMConfig(samples=64, iterations=5, elites=8, horizon=1))
+    cem: CEMConfig = field(default_factory=lambda: CEMConfig(samples=64, iterations=5, elites=10, horizon=1))
     subgoals: SubgoalRule = field(default_factory=lambda: SubgoalRule(max_steps=8))
     device: str = "cpu"
 
