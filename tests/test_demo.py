@@ -1,0 +1,20 @@
+"""`vjepa-wm demo` (what `make demo` runs) with the bundled sim model, shortened."""
+from __future__ import annotations
+
+from vjepa_wm.cli import main
+from vjepa_wm.sim_model import BUNDLED_SIM_MODEL, load_sim_model
+
+
+def test_bundled_model_loads_and_fits_the_size_budget():
+    model = load_sim_model()
+    size = sum(p.stat().st_size for p in BUNDLED_SIM_MODEL.iterdir())
+    assert size <= 20 * 2**20
+    assert model.img_size == 128 and model.encoder.config.version == "2.1"
+
+
+def test_demo_plans_prints_outcomes_and_writes_video_and_plot(tmp_path, capsys):
+    assert main(["demo", "--episodes", "1", "--max-steps", "2", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "episode seed 20000:" in out and "success rate" in out
+    assert (tmp_path / "reach_seed20000.mp4").stat().st_size > 0
+    assert (tmp_path / "reach_seed20000_energy.png").stat().st_size > 0
