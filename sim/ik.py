@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet as pb
 
+from sim.client import OwnsClient
+
 from sim.assets import panda_urdf
 from sim.rotations import quaternion_from_matrix, rotation_angle
 from sim.scene import ARM_JOINTS, EE_LINK, MOVABLE_JOINTS, NEUTRAL_ARM, rotation_from_quaternion
@@ -32,7 +34,7 @@ class IKResult:
     solves: int
 
 
-class PandaIK:
+class PandaIK(OwnsClient):
     def __init__(self, tolerance: float = 2e-5, rotation_tolerance: float = 1e-4, max_solves: int = 8):
         self.tolerance = tolerance
         self.rotation_tolerance = rotation_tolerance
@@ -91,16 +93,6 @@ class PandaIK:
         for joint, value in zip(ARM_JOINTS, arm):
             pb.resetJointState(self.robot, joint, float(value), physicsClientId=self.client)
 
-    def close(self) -> None:
-        if self.client is not None and pb.isConnected(self.client):
-            pb.disconnect(self.client)
-        self.client = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: pybullet may already be gone
-            pass
 
 
 def _cost(result: IKResult) -> float:

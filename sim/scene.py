@@ -10,6 +10,8 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet as pb
 
+from sim.client import OwnsClient
+
 from sim.assets import panda_urdf
 from sim.config import SimConfig
 
@@ -56,7 +58,7 @@ def rotation_from_quaternion(quaternion) -> np.ndarray:
     return np.asarray(pb.getMatrixFromQuaternion(quaternion), dtype=np.float64).reshape(3, 3)
 
 
-class Scene:
+class Scene(OwnsClient):
     """One PyBullet DIRECT client holding the tabletop; `close()` (or garbage collection) disconnects."""
 
     def __init__(self, config: SimConfig):
@@ -200,13 +202,3 @@ class Scene:
         if remove:
             pb.removeState(state_id, physicsClientId=self.client)
 
-    def close(self) -> None:
-        if self.client is not None and pb.isConnected(self.client):
-            pb.disconnect(self.client)
-        self.client = None
-
-    def __del__(self):
-        try:
-            self.close()
-        except Exception:  # interpreter shutdown: pybullet may already be gone
-            pass
