@@ -17,9 +17,8 @@ from dataclasses import dataclass
 import numpy as np
 import pybullet as pb
 
-from sim.client import OwnsClient
-
 from sim.assets import panda_urdf
+from sim.client import OwnsClient
 from sim.rotations import quaternion_from_matrix, rotation_angle
 from sim.scene import ARM_JOINTS, EE_LINK, MOVABLE_JOINTS, NEUTRAL_ARM, rotation_from_quaternion
 
