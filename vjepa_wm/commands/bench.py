@@ -59,16 +59,26 @@ def register(subparsers) -> None:
     plan.set_defaults(func=run_plan)
 
 
+def selection(text: str | None, device, gpu_default: str, cpu_default: str) -> list[str]:
+    """The comma-separated names asked for, else the device's default set."""
+    return [n.strip() for n in (text or (gpu_default if device.type == "cuda" else cpu_default)).split(",") if n.strip()]
+
+
+def report(records: list[dict], columns: list[str], json_path: str | None) -> int:
+    from benchmarks.common import print_table, write_json
+
+    print_table(records, columns)
+    write_json(json_path, records)
+    return 0
+
+
 def run_droid(args: argparse.Namespace) -> int:
     from benchmarks import droid
-    from benchmarks.common import print_table, write_json
 
     workers = [int(w) for w in args.workers.split(",") if w.strip()]
     records = droid.run(args.data, droid.parse_sizes(args.sizes), args.episodes, args.rows, workers, args.frames,
                         args.stride, args.clips_per_episode, args.repeats)
-    print_table(records, droid.COLUMNS)
-    write_json(args.json, records)
-    return 0
+    return report(records, droid.COLUMNS, args.json)
 
 
 def run_ac(args: argparse.Namespace) -> int:
@@ -76,8 +86,7 @@ def run_ac(args: argparse.Namespace) -> int:
     from benchmarks.common import pick_device, print_table, write_json
 
     device = pick_device(args.device)
-    default = "sim,published" if device.type == "cuda" else "sim"
-    records = ac.run([n.strip() for n in (args.configs or default).split(",") if n.strip()], device, args.repeats)
+    records = ac.run(selection(args.configs, device, "sim,published", "sim"), device, args.repeats)
     print_table(records, ac.COLUMNS)
     if not args.no_decode:
         decode = droid.run(None, [(180, 320)], 8, 120, [0], 8, 4, 4, args.repeats)
@@ -89,41 +98,31 @@ def run_ac(args: argparse.Namespace) -> int:
 
 def run_encoder(args: argparse.Namespace) -> int:
     from benchmarks import encoder
-    from benchmarks.common import pick_device, print_table, write_json
+    from benchmarks.common import pick_device
 
     device = pick_device(args.device)
-    default = "tiny,vit_l,vit_g" if device.type == "cuda" else "tiny,vit_l"
-    presets = [p.strip() for p in (args.presets or default).split(",") if p.strip()]
+    presets = selection(args.presets, device, "tiny,vit_l,vit_g", "tiny,vit_l")
     records = encoder.run(presets, device, args.frames, args.size, args.batch, args.repeats)
-    print_table(records, encoder.COLUMNS)
-    write_json(args.json, records)
-    return 0
+    return report(records, encoder.COLUMNS, args.json)
 
 
 def run_plan(args: argparse.Namespace) -> int:
     from benchmarks import plan
-    from benchmarks.common import pick_device, print_table, write_json
+    from benchmarks.common import pick_device
 
     device = pick_device(args.device)
-    default = "published,lean,sim" if device.type == "cuda" else "sim"
-    names = [n.strip() for n in (args.configs or default).split(",") if n.strip()]
-    records = plan.run(names, device, args.model, args.repeats)
-    print_table(records, plan.COLUMNS)
-    write_json(args.json, records)
-    return 0
+    records = plan.run(selection(args.configs, device, "published,lean,sim", "sim"), device, args.model, args.repeats)
+    return report(records, plan.COLUMNS, args.json)
 
 
 def run_pretrain(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from benchmarks import pretrain
-    from benchmarks.common import pick_device, print_table, write_json
+    from benchmarks.common import pick_device
 
     device = pick_device(args.device)
-    default = "tiny,vit_l" if device.type == "cuda" else "tiny"
-    presets = [p.strip() for p in (args.presets or default).split(",") if p.strip()]
+    presets = selection(args.presets, device, "tiny,vit_l", "tiny")
     config = Path(args.config) if args.config else None
     records = pretrain.run(presets, device, args.frames, args.size, args.batch, args.repeats, config)
-    print_table(records, pretrain.COLUMNS)
-    write_json(args.json, records)
-    return 0
+    return report(records, pretrain.COLUMNS, args.json)
