@@ -77,6 +77,21 @@ def test_kv_cache_steps_equal_full_recomputation():
     assert relative_error(torch.cat(steps, 1), full) <= 1e-5
 
 
+def test_rope_folded_into_the_projection_matches_rotating_after_it():
+    """CPU inference folds RoPE into per-token qkv weights; training (grad on) rotates after the
+    projection. Both must give the same predictions, also after the weights change in place."""
+    model = ACPredictor(ACPredictorConfig(embed_dim=EMBED, predictor_dim=128, depth=2, num_heads=4, mlp_hidden=256, grid=(3, 3))).eval()
+    z, a, s = torch.randn(4, 2 * 9, EMBED), 0.05 * torch.randn(4, 2, 7), torch.randn(4, 2, 7)
+    for _ in range(2):
+        with torch.no_grad():
+            folded = model(z, a, s)
+        assert any(tables.folded for tables in model._rope_tables.values())  # the fast path ran
+        rotated = model(z, a, s).detach()  # grad enabled: rotation after the projection
+        assert relative_error(folded, rotated) <= 1e-5
+        with torch.no_grad():
+            model.predictor_blocks[0].attn.qkv.weight.mul_(1.5)  # stale folded weights must not be used
+
+
 def tiny_world_model(version="2"):
     encoder = VisionTransformer(encoder_config("micro", version))
     predictor = tiny_predictor(grid=(2, 2))

@@ -23,6 +23,7 @@ from world_model.layers import LAYER_NORM_EPS, Block, init_vit_weights, rescale_
 from world_model.rope import RopeLayout, RopeTables, axis_angles, grid_positions, rope_chunk_size, tables_from_angles
 
 COND_TOKENS = 2  # action, state
+ROPE_TABLES_KEPT = 8  # step ranges whose RoPE tables (and folded weights) stay cached
 
 # name -> (predictor width, depth, heads, MLP hidden)
 AC_SIZES: dict[str, tuple[int, int, int, int]] = {
@@ -108,6 +109,7 @@ class ACPredictor(nn.Module):
         self.predictor_proj = nn.Linear(c.predictor_dim, c.embed_dim)
         init_vit_weights(self)
         rescale_residual_branches(self.predictor_blocks)
+        self._rope_tables: dict[tuple, RopeTables] = {}
 
     # ------------------------------------------------------------------ positions
 
@@ -116,8 +118,21 @@ class ACPredictor(nn.Module):
 
         Patch positions are (step, row, col). As in the published predictor, rows and columns are
         rescaled by grid_rows / rows and grid_rows / cols; this is the identity on the square
-        16x16 grid of 256-px frames, and squeezes columns on non-square grids.
+        16x16 grid of 256-px frames, and squeezes columns on non-square grids. Tables depend only
+        on the step range, so they are built once and reused (the planner asks for the same ones
+        every CEM iteration).
         """
+        key = (first_step, steps, str(device))
+        tables = self._rope_tables.pop(key, None)
+        if tables is None:
+            tables = self._build_step_rope(first_step, steps, device)
+            tables.reusable = True
+        self._rope_tables[key] = tables  # most recently used last
+        while len(self._rope_tables) > ROPE_TABLES_KEPT:
+            self._rope_tables.pop(next(iter(self._rope_tables)))
+        return tables
+
+    def _build_step_rope(self, first_step: int, steps: int, device) -> RopeTables:
         c = self.config
         rows, cols = c.grid
         per_frame = c.tokens_per_frame
@@ -133,23 +148,28 @@ class ACPredictor(nn.Module):
         # Action/state tokens: only the temporal chunk turns; angle 0 leaves the h/w chunks as they are.
         cond_angles = torch.cat([temporal, temporal.new_zeros(steps, 2 * chunk)], dim=-1)
         cond_angles = cond_angles[:, None].expand(-1, COND_TOKENS, -1)
-        return tables_from_angles(torch.cat([cond_angles, patch_angles], dim=1).flatten(0, 1)[None])
+        return tables_from_angles(torch.cat([cond_angles, patch_angles], dim=1).flatten(0, 1)[None], c.head_dim)
 
     # ------------------------------------------------------------------ forward
 
     def embed(self, z: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """``z`` ``[B, T*N, D]``, ``actions``/``states`` ``[B, T, 7]`` -> tokens ``[B, T*(N+2), W]``."""
+        """``z`` ``[B|1, T*N, D]``, ``actions``/``states`` ``[B, T, 7]`` -> tokens ``[B, T*(N+2), W]``.
+
+        A batch-1 ``z`` is shared by all B rows (the planner's candidates all start from the same
+        observed frame): it is embedded once and broadcast.
+        """
         c = self.config
-        batch, length, dim = z.shape
+        batch = actions.shape[0]
+        latent_batch, length, dim = z.shape
         steps = length // c.tokens_per_frame
-        if length != steps * c.tokens_per_frame or dim != c.embed_dim:
+        if latent_batch not in (1, batch) or length != steps * c.tokens_per_frame or dim != c.embed_dim:
             raise ValueError(
                 f"latents {tuple(z.shape)} are not [B, T*{c.tokens_per_frame}, {c.embed_dim}] for this predictor"
             )
         for name, value in (("actions", actions), ("states", states)):
             if value.shape != (batch, steps, c.action_dim):
                 raise ValueError(f"{name} must be [B={batch}, T={steps}, {c.action_dim}], got {tuple(value.shape)}")
-        x = self.predictor_embed(z).view(batch, steps, c.tokens_per_frame, -1)
+        x = self.predictor_embed(z).view(latent_batch, steps, c.tokens_per_frame, -1).expand(batch, -1, -1, -1)
         a = self.action_encoder(actions.to(x.dtype)).unsqueeze(2)
         s = self.state_encoder(states.to(x.dtype)).unsqueeze(2)
         return torch.cat([a, s, x], dim=2).flatten(1, 2)
@@ -189,7 +209,7 @@ class ACPredictor(nn.Module):
     def forward_step(self, z_t, action_t, state_t, cache: "KVCache") -> torch.Tensor:
         """Predict frame t+1 from step t alone, attending to the cached keys/values of steps < t.
 
-        ``z_t`` ``[B, N, D]``, ``action_t``/``state_t`` ``[B, 7]``. Because attention is block-causal,
+        ``z_t`` ``[B|1, N, D]``, ``action_t``/``state_t`` ``[B, 7]``. Because attention is block-causal,
         this gives the same numbers as `forward` over the whole sequence (earlier steps never see
         later ones), at the cost of one step instead of all. The cache is extended in place.
         """

@@ -9,7 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from world_model.rope import RopeTables, apply_rope
+from world_model.rope import RopeTables, apply_rope, fold_into_projection
+
+# Largest per-layer folded qkv weight (tokens x in x 3*dim floats) worth keeping; see `fold_into_projection`.
+FOLDED_QKV_MAX_BYTES = 64 * 1024 * 1024
+FOLDED_ENTRIES_PER_TABLE = 64
 
 LAYER_NORM_EPS = 1e-6
 
@@ -66,11 +70,15 @@ class Attention(nn.Module):
         return_kv: bool = False,
     ):
         batch, tokens, dim = x.shape
-        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4)
-        q, k, v = qkv.unbind(0)
-        if rope is not None:
-            q = apply_rope(q, rope)
-            k = apply_rope(k, rope)
+        if rope is not None and self._fold_rope(x, rope):
+            q, k, v = self._folded_qkv(x, rope)
+        else:
+            qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4)
+            if rope is not None:
+                q, k = apply_rope(qkv[:2], rope).unbind(0)  # q and k in one pass
+                v = qkv[2]
+            else:
+                q, k, v = qkv.unbind(0)
         new_kv = (k, v)
         if kv_prefix is not None:
             k = torch.cat([kv_prefix[0], k], dim=2)
@@ -78,6 +86,39 @@ class Attention(nn.Module):
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         out = self.proj(out.transpose(1, 2).reshape(batch, tokens, dim))
         return (out, new_kv) if return_kv else out
+
+    def _fold_rope(self, x: torch.Tensor, rope: RopeTables) -> bool:
+        """Fold RoPE into the projection for CPU float32 inference with reused, batch-shared tables
+        (the planner's case). On a GPU the rotation is nearly free and bf16 would round the folded
+        weights; in training the weights change every step."""
+        tokens = x.shape[1]
+        return (
+            rope.reusable
+            and not torch.is_grad_enabled()
+            and x.device.type == "cpu"
+            and x.dtype == torch.float32
+            and self.head_dim % 2 == 0
+            and rope.cos.shape[0] == 1
+            and rope.cos.shape[-2] == tokens
+            and tokens * self.qkv.weight.numel() * 4 <= FOLDED_QKV_MAX_BYTES
+        )
+
+    def _folded_qkv(self, x: torch.Tensor, rope: RopeTables):
+        weight, bias = self.qkv.weight, self.qkv.bias
+        # The key changes whenever the weights do (in-place updates bump `_version`).
+        key = (id(self), weight.data_ptr(), weight._version, None if bias is None else bias._version)
+        if key not in rope.folded:
+            if len(rope.folded) >= FOLDED_ENTRIES_PER_TABLE:  # stale entries from weights since updated
+                rope.folded.clear()
+            rope.folded[key] = fold_into_projection(weight, bias, rope, self.num_heads)
+        folded_weight, folded_bias = rope.folded[key]
+        tokens_first = x.transpose(0, 1)  # [N, B, in]: one small matmul per token position
+        if folded_bias is None:
+            qkv = torch.bmm(tokens_first, folded_weight)
+        else:
+            qkv = torch.baddbmm(folded_bias, tokens_first, folded_weight)
+        batch = x.shape[0]
+        return qkv.view(x.shape[1], batch, 3, self.num_heads, self.head_dim).permute(2, 1, 3, 0, 4).unbind(0)
 
 
 class Block(nn.Module):

@@ -15,10 +15,14 @@ Two frequency layouts exist and both must be reproduced exactly:
 
 Tables are built once per forward pass in float32 (the official code builds them per layer in
 the activation dtype, which loses precision in bf16) and applied to q and k by `apply_rope`.
+They span the whole head: the pass-through channels get cos 1 and sin 0, and the sine carries the
+pair's sign, so a rotation is two multiplies, one pair swap and one add, with no slicing or
+concatenation (on CPU those copies cost as much as the multiplies). The result is bit-identical
+to rotating the leading chunks and appending the untouched rest.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -36,10 +40,16 @@ def rope_chunk_size(head_dim: int) -> int:
 
 @dataclass
 class RopeTables:
-    """cos/sin for the rotated part of a head, broadcastable to ``[B, heads, N, 3*chunk]``."""
+    """Whole-head tables broadcastable to ``[B, heads, N, head_dim]``: ``cos`` (1 on pass-through
+    channels) and ``signed_sin`` (-sin on the first, +sin on the second member of each pair, 0 on
+    pass-through channels)."""
 
     cos: torch.Tensor
-    sin: torch.Tensor
+    signed_sin: torch.Tensor
+    # Set by owners that hand out the same tables again and again (the AC predictor's step tables);
+    # only then is it worth folding them into projection weights (see `fold_into_projection`).
+    reusable: bool = False
+    folded: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def width(self) -> int:
@@ -47,7 +57,7 @@ class RopeTables:
 
     def select(self, index: torch.Tensor) -> "RopeTables":
         """Tables for a subset of tokens (``index`` is ``[N']`` or ``[B, N']``)."""
-        return RopeTables(_gather_tokens(self.cos, index), _gather_tokens(self.sin, index))
+        return RopeTables(_gather_tokens(self.cos, index), _gather_tokens(self.signed_sin, index))
 
 
 def _gather_tokens(table: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
@@ -72,10 +82,19 @@ def axis_angles(positions: torch.Tensor, chunk: int, layout: RopeLayout) -> torc
     raise ValueError(f"unknown RoPE layout {layout!r} (expected 'tiled' or 'interleaved')")
 
 
-def tables_from_angles(angles: torch.Tensor) -> RopeTables:
-    """``angles`` ``[B|1, N, W]`` -> tables shaped ``[B|1, 1, N, W]`` (a head axis added)."""
+def tables_from_angles(angles: torch.Tensor, head_dim: int) -> RopeTables:
+    """``angles`` ``[B|1, N, W]`` for the rotated channels -> whole-head tables ``[B|1, 1, N, head_dim]``
+    (an odd head's last channel is left out; `apply_rope` passes it through)."""
+    width, even = angles.shape[-1], head_dim - head_dim % 2
+    if width % 2 or width > even:
+        raise ValueError(f"cannot rotate {width} channels of a {head_dim}-channel head")
     angles = angles.unsqueeze(1)
-    return RopeTables(angles.cos(), angles.sin())
+    sign = torch.tensor([-1.0, 1.0], device=angles.device).repeat(width // 2)
+    cos = torch.ones(*angles.shape[:-1], even, device=angles.device)
+    signed_sin = torch.zeros_like(cos)
+    cos[..., :width] = angles.cos()
+    signed_sin[..., :width] = angles.sin() * sign
+    return RopeTables(cos, signed_sin)
 
 
 def grid_positions(ids: torch.Tensor, height: int, width: int) -> tuple[torch.Tensor, ...]:
@@ -113,19 +132,47 @@ def video_rope_tables(
     )
     if angles.dim() == 2:
         angles = angles.unsqueeze(0)
-    return tables_from_angles(angles)
+    return tables_from_angles(angles, head_dim)
 
 
 def apply_rope(x: torch.Tensor, tables: RopeTables) -> torch.Tensor:
-    """Rotate the leading ``tables.width`` channels of each head of ``x`` ``[B, heads, N, hd]``.
+    """Rotate ``x`` ``[..., heads, N, head_dim]`` (q, k, or both stacked in front) by ``tables``.
 
-    Computed in float32 and cast back, so bf16 activations get accurate rotations.
+    Computed in float32 and cast back, so bf16 activations get accurate rotations. Channel pairs
+    (2i, 2i+1) become (x_2i cos - x_2i+1 sin, x_2i+1 cos + x_2i sin); a trailing odd channel, if a
+    head has one, passes through.
     """
-    width = tables.width
-    rotated = x[..., :width].float()
-    pairs = rotated.unflatten(-1, (-1, 2))
-    companion = torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
-    out = rotated * tables.cos + companion * tables.sin
-    if width == x.shape[-1]:
-        return out.to(x.dtype)
-    return torch.cat([out.to(x.dtype), x[..., width:]], dim=-1)
+    head_dim = x.shape[-1]
+    even = head_dim - head_dim % 2
+    if tables.width != even:
+        raise ValueError(f"RoPE tables are {tables.width} wide, heads have {head_dim} channels")
+    rotated = x[..., :even].float() if even != head_dim else x.float()
+    swapped = rotated.unflatten(-1, (-1, 2)).flip(-1).flatten(-2)
+    out = rotated * tables.cos + swapped * tables.signed_sin
+    if even != head_dim:
+        return torch.cat([out.to(x.dtype), x[..., even:]], dim=-1)
+    return out.to(x.dtype)
+
+
+def fold_into_projection(weight: torch.Tensor, bias: torch.Tensor | None, tables: RopeTables, heads: int):
+    """Per-token qkv weights with the rotation built in: ``[N, in, 3*dim]`` and bias ``[N, 1, 3*dim]``.
+
+    The rotation is linear, so rotating ``x @ W_q.T + b_q`` at token n equals projecting with
+    ``W_q.T`` and ``b_q`` rotated at n. A batched matmul over tokens then yields rotated q and k
+    directly: on a CPU that removes the rotation's four passes over the q/k activations, which for
+    the planner's small predictor cost as much as the projection itself. Worth it only when the
+    same tables are used many times (every CEM iteration) and N x in x 3*dim stays small.
+    """
+    out_dim, in_dim = weight.shape
+    dim = out_dim // 3
+    head_dim = dim // heads
+    tokens = tables.cos.shape[-2]
+    columns = weight.t().reshape(in_dim, 3, heads, 1, head_dim)
+    rotated = apply_rope(columns[:, :2], tables)  # [in, 2, heads, N, head_dim]
+    values = columns[:, 2:].expand(-1, -1, -1, tokens, -1)
+    folded_weight = torch.cat([rotated, values], dim=1).permute(3, 0, 1, 2, 4).reshape(tokens, in_dim, out_dim)
+    if bias is None:
+        return folded_weight.contiguous(), None
+    b = bias.reshape(3, heads, 1, head_dim)
+    folded_bias = torch.cat([apply_rope(b[:2], tables), b[2:].expand(-1, -1, tokens, -1)], dim=0)
+    return folded_weight.contiguous(), folded_bias.permute(2, 0, 1, 3).reshape(tokens, 1, out_dim)

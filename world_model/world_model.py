@@ -125,7 +125,7 @@ class WorldModel(nn.Module):
         if z.dim() != 3 or z.shape[1] != n:
             raise ValueError(f"z must be one frame of latents [B, {n}, D], got {tuple(z.shape)}")
         cache = cache or KVCache()
-        z_t = z.expand(batch, -1, -1)
+        z_t = z  # a batch-1 frame is embedded once for all candidates (see ACPredictor.embed)
         s_t = state.to(actions.dtype).expand(batch, -1)
         latents, states = [], [s_t]
         for step in range(horizon):
