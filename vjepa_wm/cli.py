@@ -10,8 +10,6 @@ import importlib
 import os
 import sys
 
-from world_model.cpu_runtime import keep_freed_memory
-
 # subcommand -> module under vjepa_wm.commands (each has `register(subparsers)`).
 COMMANDS = {
     "demo": "demo",
@@ -47,7 +45,6 @@ def main(argv: list[str] | None = None) -> int:
     if extra and not getattr(args, "accepts_overrides", False):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     args.overrides = extra
-    keep_freed_memory()  # CPU planning and training re-allocate the same few-MiB blocks constantly
     try:
         result = args.func(args)
     except KeyboardInterrupt:
