@@ -21,10 +21,10 @@ import numpy as np
 import torch
 
 from planner.cem import CEM, Plan, world_model_score
-from planner.goals import GoalSequence, SubgoalRule
+from planner.goals import Goal, GoalSequence, SubgoalRule, as_goal
 from planner.robot import Observation, Robot
 
-__all__ = ["Observation", "Robot", "MPCConfig", "MPCResult", "StepRecord", "run_mpc"]
+__all__ = ["Goal", "Observation", "Robot", "MPCConfig", "MPCResult", "StepRecord", "run_mpc"]
 
 
 @dataclass
@@ -88,15 +88,18 @@ def observation_problem(obs: Observation, now: float, max_age: float) -> str | N
 def run_mpc(
     robot: Robot,
     world_model,
-    goal_images: list[np.ndarray],
+    goal_images: list[np.ndarray | Goal],
     cem: CEM,
     config: MPCConfig | None = None,
     progress: bool = False,
 ) -> MPCResult:
+    """Drive `robot` toward the goal images in order (bare images, or `Goal`s with their own settings)."""
     config = config or MPCConfig()
     clock = getattr(robot, "now", time.time)
     device = cem.device
-    goals = GoalSequence([world_model.encode_images(image).to(device) for image in goal_images], config.subgoals)
+    settings = [as_goal(goal) for goal in goal_images]
+    latents = [world_model.encode_images(goal.image).to(device) for goal in settings]
+    goals = GoalSequence(latents, config.subgoals, settings)
     records: list[StepRecord] = []
     frames: list[np.ndarray] = []
     warm: Plan | None = None
@@ -134,7 +137,7 @@ def run_mpc(
                 break
             state = torch.as_tensor(np.asarray(obs.state, dtype=np.float32), device=device)[None]
             try:
-                plan = cem.search(world_model_score(world_model, z, state, goals.current), warm)
+                plan = cem.search(world_model_score(world_model, z, state, goals.current), warm, goals.pinned, state[0, :3])
             except FloatingPointError as err:
                 stop_reason = f"refused: {err}"
                 break

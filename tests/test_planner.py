@@ -7,7 +7,7 @@ import torch
 
 from planner.cem import CEM, CEMConfig, world_model_score
 from planner.goals import SubgoalRule
-from planner.mpc import MPCConfig, Observation, run_mpc
+from planner.mpc import Goal, MPCConfig, Observation, run_mpc
 from planner.poses import integrate
 from world_model.world_model import Rollout, energy
 
@@ -108,6 +108,59 @@ def test_same_seed_same_plan_and_different_seed_differs():
     assert not torch.equal(a.mean, c.mean)
 
 
+def test_pinned_dimensions_are_exact_in_every_sample_and_in_the_plan():
+    world = LinearLatentWorld()
+    goal = START.clone()
+    goal[0, :3] += torch.tensor([0.02, -0.01, 0.01])
+    goal[0, 6] = 0.5  # the world would reward closing the gripper, but the gripper is pinned
+    seen = []
+    base = world_model_score(world, None, START, world.latent(goal))
+
+    def score(actions):
+        seen.append(actions.clone())
+        return base(actions)
+
+    cem = CEM(CEMConfig(samples=64, iterations=4, elites=8, horizon=2, pinned={6: 0.0, 2: 0.01}))
+    plan = cem.search(score)
+    samples = torch.cat(seen)
+    assert torch.all(samples[..., 6] == 0.0) and torch.all(samples[..., 2] == 0.01)
+    assert torch.all(plan.actions[:, 6] == 0.0) and torch.all(plan.actions[:, 2] == 0.01)
+    assert torch.all(samples[..., 3:6] == 0.0)  # rotations stay held
+    assert samples[..., 0].std() > 0.005  # the free dimensions are still searched
+    with pytest.raises(ValueError, match="pinned"):
+        CEMConfig(pinned={7: 0.0})
+
+
+def test_workspace_keeps_every_candidate_inside_and_leads_back_from_outside():
+    world = LinearLatentWorld()
+    goal = START.clone()
+    goal[0, 0] += 0.5  # the goal lies far outside the box along +x
+    box = ((0.4, -0.1, 0.2), (0.53, 0.1, 0.4))
+    seen = []
+    base = world_model_score(world, None, START, world.latent(goal))
+
+    def score(actions):
+        seen.append(actions.clone())
+        return base(actions)
+
+    cem = CEM(CEMConfig(samples=128, iterations=5, elites=8, horizon=3, max_step=0.05, workspace=box))
+    plan = cem.search(score, position=START[0, :3])
+    samples = torch.cat(seen)
+    reached = START[0, :3] + samples[..., :3].cumsum(1)  # positions after each planned step
+    low, high = torch.tensor(box[0]), torch.tensor(box[1])
+    assert torch.all(reached >= low - 1e-6) and torch.all(reached <= high + 1e-6)
+    assert torch.all(START[0, :3] + plan.actions[:, :3].cumsum(0) <= high + 1e-6)
+    assert plan.actions[0, 0] > 0.025  # as far toward the goal as the box allows (0.03)
+
+    # From outside the box, every candidate step moves back toward it, by at most max_step.
+    outside = torch.tensor([0.7, 0.0, 0.3])
+    steps = cem.confine(torch.zeros(16, 2, 7), outside)
+    assert torch.allclose(steps[:, 0, :3], torch.tensor([-0.05, 0.0, 0.0]).expand(16, 3))
+    assert torch.allclose(steps[:, 1, :3], torch.tensor([-0.05, 0.0, 0.0]).expand(16, 3))
+    with pytest.raises(ValueError, match="workspace"):
+        CEMConfig(workspace=((0.5, 0, 0), (0.4, 1, 1)))
+
+
 def test_warm_start_needs_fewer_iterations_for_the_same_energy():
     world = LinearLatentWorld()
     goal = START.clone()
@@ -199,6 +252,41 @@ def test_mpc_switches_subgoals_in_order():
     result = run_mpc(arm, world, [world.image_of(first), world.image_of(second)], cem, config)
     assert [r.goal_index for r in result.records][0] == 0 and result.records[-1].goal_index == 1
     assert np.linalg.norm(arm.state[:3] - second[:3]) < 0.01
+
+
+def test_each_goal_keeps_its_own_step_budget_and_pinned_dimensions():
+    world = LinearLatentWorld()
+    start = START[0].numpy().astype(np.float64)
+    first, second = start.copy(), start.copy()
+    first[0] += 0.06
+    second[0] += 0.06
+    second[6] = 0.5  # the second goal has the gripper half closed
+    arm = FakeArm(world, start)
+    cem = CEM(CEMConfig(samples=128, iterations=6, elites=10))
+    goals = [Goal(world.image_of(first), pinned={6: 0.0}, max_steps=3), Goal(world.image_of(second), pinned={6: 0.25})]
+    result = run_mpc(arm, world, goals, cem, MPCConfig(max_steps=6))
+    assert [r.goal_index for r in result.records] == [0, 0, 0, 1, 1, 1]
+    assert [a[6] for a in arm.applied] == [0.0, 0.0, 0.0, 0.25, 0.25, 0.25]
+    assert abs(arm.state[6] - 0.75) < 1e-9 and abs(arm.state[0] - second[0]) < 0.01
+
+
+def test_a_goal_with_its_own_switch_energy_is_left_as_soon_as_it_is_reached():
+    world = LinearLatentWorld()
+    start = START[0].numpy().astype(np.float64)
+    first, second = start.copy(), start.copy()
+    first[0] += 0.03  # one step away
+    second[1] += 0.06
+    cem = CEM(CEMConfig(samples=128, iterations=6, elites=10))
+    goals = [Goal(world.image_of(first), max_steps=5, switch_energy=0.05), Goal(world.image_of(second))]
+    result = run_mpc(FakeArm(world, start), world, goals, cem, MPCConfig(max_steps=6))
+    indices = [r.goal_index for r in result.records]
+    assert indices[0] == 0 and 1 <= indices.count(0) < 5  # left before its budget of 5 ran out
+    assert result.records[indices.index(1)].switched_goal
+    # Without its own threshold the same goal keeps the loop for its whole budget.
+    goals[0] = Goal(world.image_of(first), max_steps=5)
+    result = run_mpc(FakeArm(world, start), world, goals, CEM(CEMConfig(samples=128, iterations=6, elites=10)),
+                     MPCConfig(max_steps=6))
+    assert [r.goal_index for r in result.records] == [0, 0, 0, 0, 0, 1]
 
 
 def test_stale_observations_are_refused():
