@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from sim import rotations
+from sim import rotations, tasks
 from sim.franka_env import FrankaEnv
 from sim.scene import OBJECTS
 from sim.tasks import EE_HIGH, EE_LOW, LIFT_THRESHOLD, OBJECT_HIGH, OBJECT_LOW, OBJECT_SEPARATION, REACH_THRESHOLD
@@ -119,7 +119,7 @@ class Explorer:
         position = self.env.scene.object_position(name)
         yaw = self._grasp_yaw(name)
         error = np.append(self.rng.normal(0.0, self.style.grasp_error, 2), 0.0)
-        grasp_point = np.array([position[0], position[1], max(spec.rest_height, 0.02)]) + error
+        grasp_point = tasks.grasp_point(name, position[0], position[1]) + error
         lift = float(self.rng.uniform(0.08, 0.16))
         phrase = f"pick up the {OBJECT_COLOURS[name]}"
         plan = [

@@ -1,10 +1,19 @@
 """Tabletop tasks of the V-JEPA 2-AC robot evaluation: reach, grasp, reach-with-object, pick-and-place.
 
 A task samples an `Episode` from a seeded generator: the start `Configuration`, the goal
-configuration(s) (pick-and-place has three: grasp, vicinity of the target, placed) and the
-quantities its success check needs. The env renders goal images by putting the scene into a goal
-configuration. Success is judged from simulator state and is reported in `info` only: it must
-never reach the planner (peers that let it into CEM/MPC report inflated numbers).
+configuration(s) and the quantities its success check needs. The env renders goal images by
+putting the scene into a goal configuration. Success is judged from simulator state and is
+reported in `info` only: it must never reach the planner (peers that let it into CEM/MPC report
+inflated numbers).
+
+Tasks that handle an object come as stages, one goal image each, because a planner that looks
+one step ahead can only descend its energy: from above a cup it cannot see that going down,
+closing and lifting leads to the "cup in the air" image. Grasp: hover above the object, open
+fingers around it, fingers closed on it, lifted. Pick-and-place: the grasp stages, then carried
+above the target spot, lowered onto it, released. Each stage also says what the gripper does on
+the way there (`gripper_commands`: keep, close or open) and whether it lies straight above or
+below the one before (`vertical_moves`), which a planner may be given instead of searching them,
+and a step budget (`Task.stage_steps`).
 
 Thresholds follow the published evaluations: reach within 4 cm of the goal position, an object
 lifted by at least 5 cm, a placed object within 5 cm of its target (panda-gym's threshold).
@@ -28,9 +37,15 @@ OBJECT_SEPARATION = 0.14  # between object centres (cup with handle ~11 cm acros
 OBJECT_YAW = 0.4  # |yaw| of placed objects: the cup's handle points away from the robot, clear of the fingers
 EE_LOW, EE_HIGH = np.array([0.36, -0.20, 0.05]), np.array([0.64, 0.20, 0.28])
 START_LOW, START_HIGH = np.array([0.38, -0.15, 0.16]), np.array([0.60, 0.15, 0.28])
+# Where planning should keep the end effector: the region the scripted data covers (the EE box
+# grown by 2 cm, down to the table for grasps and pushes), where the camera sees the arm and the
+# world model has seen it move. Outside it a goal-image energy can fall for the wrong reason (an
+# arm that leaves the picture differs less from the goal image than one in the wrong place).
+PLAN_LOW, PLAN_HIGH = (0.34, -0.22, 0.01), (0.66, 0.22, 0.30)
 MIN_GOAL_DISTANCE = 0.10
 LIFT_HEIGHT = 0.10
 CARRY_HEIGHT = 0.10
+HOVER_HEIGHT = 0.10  # above the grasp point, where the fingers start their way down around the object
 
 
 @dataclass(frozen=True)
@@ -85,19 +100,62 @@ def sample_free_position(rng: np.random.Generator, low, high, objects, avoid=Non
     raise RuntimeError("could not sample a free end-effector position")
 
 
+def _tuple(v) -> tuple[float, float, float]:
+    return tuple(float(x) for x in v)
+
+
 def held_gripper(name: str) -> float:
     """Gripper state when closed on object `name`."""
     return opening_to_gripper(OBJECTS[name].width)
 
 
-def _tuple(v) -> tuple[float, float, float]:
-    return tuple(float(x) for x in v)
+def grasp_point(name: str, x: float, y: float) -> np.ndarray:
+    """Where the end effector closes on object `name` standing at (x, y): its centre (as the scripted grasps)."""
+    return np.array([x, y, max(OBJECTS[name].rest_height, 0.02)])
+
+
+def grasp_stages(name: str, objects: dict) -> tuple[Configuration, ...]:
+    """Hover above the object, fingers open around it, fingers closed on it, lifted."""
+    x, y, _ = objects[name]
+    point = grasp_point(name, x, y)
+    closed = held_gripper(name)
+    return (
+        Configuration(_tuple(point + [0, 0, HOVER_HEIGHT]), objects=objects),
+        Configuration(_tuple(point), objects=objects),
+        Configuration(_tuple(point), closed, objects=objects, held=name),
+        Configuration(_tuple(point + [0, 0, LIFT_HEIGHT]), closed, objects=objects, held=name),
+    )
+
+
+def gripper_commands(episode: "Episode") -> tuple[str, ...]:
+    """What the gripper does on the way to each goal: "close" where a goal holds an object the one
+    before did not, "open" where it lets go of one, "keep" otherwise."""
+    commands, before = [], episode.start.held
+    for goal in episode.goals:
+        commands.append("close" if goal.held and not before else "open" if before and not goal.held else "keep")
+        before = goal.held
+    return tuple(commands)
+
+
+def vertical_moves(episode: "Episode") -> tuple[bool, ...]:
+    """Whether each goal lies straight above or below the one before (same x, y): descending
+    around an object, closing or opening on it, lifting it, lowering it onto its spot. The first
+    goal is reached from anywhere, so it never counts."""
+    moves, before = [], None
+    for goal in episode.goals:
+        moves.append(before is not None and np.allclose(goal.ee_position[:2], before[:2]))
+        before = goal.ee_position
+    return tuple(moves)
 
 
 class Task(ABC):
-    """Base class: `sample` an episode, judge `success` from the simulator."""
+    """Base class: `sample` an episode, judge `success` from the simulator.
+
+    stage_steps: control steps to spend on each goal of an episode, in order (0: until the episode ends).
+    """
 
     name = "task"
+    stage_steps: tuple[int, ...] = (0,)
 
     def __init__(self, target_object: str = "cup"):
         if target_object not in OBJECTS:
@@ -142,17 +200,18 @@ class ReachTask(Task):
 
 
 class GraspTask(Task):
-    """Pick up the target object: success once it is 5 cm above where it stood."""
+    """Pick up the target object: success once it is 5 cm above where it stood. Stages: hover,
+    open around the object, closed on it, lifted (the last is the goal)."""
 
     name = "grasp"
+    stage_steps = (11, 3, 2, 0)
 
     def sample(self, rng):
         objects = sample_objects(rng)
         start = self._start(rng, objects)
         x, y, _ = objects[self.target_object]
         rest = OBJECTS[self.target_object].rest_height
-        goal = Configuration((x, y, rest + LIFT_HEIGHT), held_gripper(self.target_object), objects=objects, held=self.target_object)
-        return Episode(self.name, start, (goal,), self.target_object, (x, y, rest))
+        return Episode(self.name, start, grasp_stages(self.target_object, objects), self.target_object, (x, y, rest))
 
     def success(self, scene, episode):
         lifted = scene.object_position(self.target_object)[2] - episode.target_position[2]
@@ -182,9 +241,11 @@ class ReachWithObjectTask(Task):
 
 
 class PickAndPlaceTask(Task):
-    """Move the target object to a spot on the table; sub-goals: grasp it, carry it near the spot, place it."""
+    """Move the target object to a spot on the table. Stages: the four grasp stages, carried above
+    the spot, lowered onto it, released (the last is the goal)."""
 
     name = "pick_and_place"
+    stage_steps = (11, 3, 2, 2, 7, 3, 0)
 
     def sample(self, rng):
         objects = sample_objects(rng)
@@ -203,10 +264,11 @@ class PickAndPlaceTask(Task):
         placed = dict(objects)
         placed[name] = (float(spot[0]), float(spot[1]), yaw)
         gripper = held_gripper(name)
-        goals = (
-            Configuration((x, y, rest + LIFT_HEIGHT), gripper, objects=objects, held=name),
-            Configuration((float(spot[0]), float(spot[1]), rest + CARRY_HEIGHT), gripper, objects=objects, held=name),
-            Configuration((float(spot[0]), float(spot[1]), rest + 0.02), 0.0, objects=placed),
+        down = grasp_point(name, float(spot[0]), float(spot[1]))
+        goals = grasp_stages(name, objects) + (
+            Configuration(_tuple(down + [0, 0, CARRY_HEIGHT]), gripper, objects=objects, held=name),
+            Configuration(_tuple(down), gripper, objects=objects, held=name),
+            Configuration(_tuple(down), 0.0, objects=placed),
         )
         return Episode(self.name, start, goals, name, (float(spot[0]), float(spot[1]), rest))
 

@@ -172,7 +172,7 @@ def test_gymnasium_api():
             check_env(environment.unwrapped)
         obs, info = environment.reset(seed=5)
         assert environment.observation_space.contains(obs)
-        assert info["goal_image"].shape == (64, 64, 3) and len(info["subgoal_images"]) == 2 and info["is_success"] is False
+        assert info["goal_image"].shape == (64, 64, 3) and len(info["subgoal_images"]) == 6 and info["is_success"] is False
         assert environment.spec.max_episode_steps == 50 and environment.render().shape == (64, 64, 3)
         _, reward, terminated, truncated, info = environment.step(environment.action_space.sample())
         assert reward == 0.0 and terminated is False and truncated is False and "is_success" in info

@@ -8,7 +8,7 @@ from sim.config import SimConfig
 from sim.franka_env import FrankaEnv
 from sim.scene import OBJECTS
 from sim.scripted import Explorer, Waypoint
-from sim.tasks import TASKS, make_task
+from sim.tasks import TASKS, grasp_stages, gripper_commands, make_task, vertical_moves
 
 SMALL = SimConfig(image_size=64, low_poly=True)
 
@@ -23,10 +23,13 @@ def test_goal_images_differ_from_start_and_depend_on_goal(task):
     try:
         obs, info = env.reset(seed=0)
         goals = env.goal_images
-        assert len(goals) == (3 if task == "pick_and_place" else 1)
+        assert len(goals) == {"grasp": 4, "pick_and_place": 7}.get(task, 1)
         assert all(g.dtype == np.uint8 and g.shape == (64, 64, 3) for g in goals)
         assert all(_difference(goal, obs["pixels"]) > 0.5 for goal in goals)
-        assert all(_difference(a, b) > 0.5 for i, a in enumerate(goals) for b in goals[i + 1:])
+        # Stages at the same pose differ only in the fingers (hidden by the object from this camera).
+        poses = [g.ee_position for g in env.episode.goals]
+        assert all(_difference(goals[i], goals[j]) > 0.5 for i in range(len(goals)) for j in range(i + 1, len(goals))
+                   if poses[i] != poses[j])
         assert np.array_equal(info["goal_image"], goals[-1])
         # Rendering a goal teleports and restores: the running episode is untouched.
         state = env.state()
@@ -112,7 +115,21 @@ def test_sampling_is_seeded_and_respects_the_task_geometry():
         objects = first.start.objects
         assert np.hypot(objects["cup"][0] - objects["box"][0], objects["cup"][1] - objects["box"][1]) >= 0.14
     pick = make_task("pick_and_place", "cup").sample(np.random.default_rng(3))
-    assert [g.held for g in pick.goals] == ["cup", "cup", None]
+    assert [g.held for g in pick.goals] == [None, None, "cup", "cup", "cup", "cup", None]
+    assert gripper_commands(pick) == ("keep", "keep", "close", "keep", "keep", "keep", "open")
     assert pick.target_position[2] == OBJECTS["cup"].rest_height
+    hover, around, closed, lifted = pick.goals[:4]
+    assert around.ee_position == closed.ee_position and hover.ee_position[2] > around.ee_position[2] + 0.05
+    assert lifted.ee_position[2] - closed.ee_position[2] >= 0.05  # lifted at least as far as success needs
+    assert np.allclose(pick.goals[-1].ee_position[:2], pick.target_position[:2])  # released on the spot
+    # Only the hover and the carry over the spot move sideways; every other stage goes straight up or down.
+    assert vertical_moves(pick) == (False, True, True, True, False, True, True)
+    grasp = make_task("grasp", "box").sample(np.random.default_rng(3))
+    assert grasp.goals == grasp_stages("box", grasp.start.objects)
+    assert len(make_task("grasp").stage_steps) == len(grasp.goals)
+    assert len(make_task("pick_and_place").stage_steps) == len(pick.goals)
+    assert gripper_commands(make_task("reach_with_object").sample(np.random.default_rng(3))) == ("keep",)
+    assert vertical_moves(grasp) == (False, True, True, True)
+    assert vertical_moves(make_task("reach").sample(np.random.default_rng(3))) == (False,)
     with pytest.raises(ValueError, match="unknown object"):
         make_task("grasp", "banana")
