@@ -4,6 +4,11 @@ Each episode: reset the task with a seed, show the planner only the goal image(s
 loop (`planner.mpc.run_mpc`) for a fixed step budget (or until the model's own energy says the
 goal is reached), then ask the simulator whether the task succeeded. Simulator success is read
 only after the episode: it never feeds the planner.
+
+Staged tasks give one image per stage, each with its step budget (`Task.stage_steps`). The
+gripper is either searched by CEM like the position (`gripper="search"`, the published search)
+or given by each stage (`gripper="commanded"`: kept as it is, closed or opened on the way to
+that stage's image, see `sim.tasks.gripper_commands`), while CEM searches the position only.
 """
 from __future__ import annotations
 
@@ -14,8 +19,21 @@ from pathlib import Path
 import numpy as np
 
 from planner.cem import CEM, CEMConfig
-from planner.goals import SubgoalRule
+from planner.goals import Goal, SubgoalRule
 from planner.mpc import MPCConfig, MPCResult, run_mpc
+
+# Control steps per episode, by task (stage budgets: `Task.stage_steps`).
+EPISODE_STEPS = {"reach": 20, "grasp": 20, "reach_with_object": 20, "pick_and_place": 30}
+GRIPPER_MODES = ("search", "commanded")
+
+
+def sim_cem_config(config: CEMConfig) -> CEMConfig:
+    """`config` with the sim's planning workspace (`sim.tasks.PLAN_LOW/HIGH`)."""
+    from dataclasses import replace
+
+    from sim.tasks import PLAN_HIGH, PLAN_LOW
+
+    return replace(config, workspace=(PLAN_LOW, PLAN_HIGH))
 
 
 @dataclass
@@ -24,13 +42,24 @@ class SimEvalConfig:
     target_object: str = "cup"
     episodes: int = 50
     seed: int = 10_000  # first episode seed; development used seeds below 10 000
-    max_steps: int = 20  # control steps per episode
+    max_steps: int | None = None  # control steps per episode (None: EPISODE_STEPS of the task)
+    gripper: str = "commanded"  # "search": CEM searches it too; "commanded": each stage says keep/close/open
+    # Commanded mode: a sideways sub-goal (hover over the object, carry over the spot) counts as
+    # reached, and the next stage starts, once the observed energy falls this low (bundled model:
+    # about 1 cm from the pose); None: only the stage's step budget switches.
+    arrival_energy: float | None = 0.012
     stop_energy: float | None = None  # stop early when the view is this close (model energy) to the goal
     image_size: int = 128  # render size; must match the data the model was trained on
     low_poly: bool = True
-    cem: CEMConfig = field(default_factory=lambda: CEMConfig(samples=64, iterations=5, elites=10, horizon=1))
-    subgoals: SubgoalRule = field(default_factory=lambda: SubgoalRule(max_steps=8))
+    cem: CEMConfig = field(default_factory=lambda: sim_cem_config(CEMConfig(samples=64, iterations=5, elites=10, horizon=1)))
+    subgoals: SubgoalRule = field(default_factory=SubgoalRule)  # stages switch by their step budgets
     device: str = "cpu"
+
+    def __post_init__(self):
+        if self.max_steps is None:
+            self.max_steps = EPISODE_STEPS.get(self.task, 20)
+        if self.gripper not in GRIPPER_MODES:
+            raise ValueError(f"gripper must be one of {', '.join(GRIPPER_MODES)}, got {self.gripper!r}")
 
 
 @dataclass
@@ -61,10 +90,30 @@ def make_env(config: SimEvalConfig):
                      target_object=config.target_object, max_episode_steps=config.max_steps)
 
 
+def episode_goals(env, info: dict, config: SimEvalConfig) -> list[Goal]:
+    """The episode's goal images in order, each with its step budget and, in commanded mode, what
+    the stage fixes: the gripper command, and for a goal straight above or below the one before
+    (descend, close, lift, lower, release) no sideways motion, so that the fingers go down around
+    the object and come up with it instead of sweeping it away. Where the arm goes is still found
+    by CEM from the goal image alone."""
+    from sim.tasks import gripper_commands, vertical_moves
+
+    images = list(info["subgoal_images"]) + [info["goal_image"]]
+    budgets = list(env.task.stage_steps) + [0] * (len(images) - len(env.task.stage_steps))
+    step = config.cem.max_gripper
+    grippers = {"keep": {6: 0.0}, "close": {6: step}, "open": {6: -step}}
+    goals = []
+    for image, budget, command, vertical in zip(images, budgets, gripper_commands(env.episode), vertical_moves(env.episode)):
+        pinned = {**grippers[command], **({0: 0.0, 1: 0.0} if vertical else {})} if config.gripper == "commanded" else None
+        switch = config.arrival_energy if config.gripper == "commanded" and budget and not vertical else None
+        goals.append(Goal(image, pinned=pinned, max_steps=budget or None, switch_energy=switch))
+    return goals
+
+
 def run_episode(env, model, config: SimEvalConfig, seed: int, video: Path | None = None, plot: Path | None = None):
     """One seeded episode; returns its `EpisodeResult` (and writes the rollout video / energy plot if asked)."""
     _, info = env.reset(seed=seed)
-    goals = list(info["subgoal_images"]) + [info["goal_image"]]
+    goals = episode_goals(env, info, config)
     cem = CEM(CEMConfig(**{**config.cem.__dict__, "seed": seed}), config.device)
     mpc = MPCConfig(max_steps=config.max_steps, stop_energy=config.stop_energy, subgoals=config.subgoals,
                     keep_frames=video is not None)
@@ -75,7 +124,7 @@ def run_episode(env, model, config: SimEvalConfig, seed: int, video: Path | None
         from datasets.video_io import write_mp4
 
         result.frames.append(env.observe().image)  # the final view
-        write_mp4(video, rollout_frames(result, goals), fps=2)
+        write_mp4(video, rollout_frames(result, [goal.image for goal in goals]), fps=2)
     if plot is not None and result.records:
         from planner.plots import save_energy_plot
 
@@ -114,6 +163,7 @@ def evaluate(model, config: SimEvalConfig, out_dir: str | Path | None = None, vi
         "samples": config.cem.samples,
         "iterations": config.cem.iterations,
         "max_steps": config.max_steps,
+        "gripper": config.gripper,
         "wall_seconds": time.perf_counter() - start,
         "results": [r.__dict__ for r in results],
     }

@@ -18,7 +18,7 @@ def register(subparsers) -> None:
     parser.add_argument("--what", choices=["plan", "encode"], default="plan")
     parser.add_argument("--task", default="reach", choices=["reach", "grasp", "reach_with_object", "pick_and_place"])
     parser.add_argument("--episodes", type=int, default=3)
-    parser.add_argument("--max-steps", type=int, default=20)
+    parser.add_argument("--max-steps", type=int, help="control steps per episode (default: 20, pick_and_place 30)")
     parser.add_argument("--seed", type=int, default=20_000)
     parser.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo)")
     parser.set_defaults(func=run)

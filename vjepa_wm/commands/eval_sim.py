@@ -1,9 +1,9 @@
 """`vjepa-wm eval-sim --task T --episodes N --seed S [--json FILE]`: goal-image planning in the sim.
 
 Runs seeded episodes of a task with a world model (default: the bundled sim model), planning
-from the goal image only, and prints the success rate (scored by the simulator after each
-episode) and the planning time per action. --out DIR keeps rollout videos (current view beside
-the goal) and energy plots of the first --videos episodes.
+from goal images only (one per stage for grasp and pick-and-place), and prints the success rate
+(scored by the simulator after each episode) and the planning time per action. --out DIR keeps
+rollout videos (current view beside the goal) and energy plots of the first --videos episodes.
 """
 from __future__ import annotations
 
@@ -19,7 +19,11 @@ def register(subparsers) -> None:
     parser.add_argument("--episodes", type=int, default=50)
     parser.add_argument("--seed", type=int, default=10_000, help="first episode seed (development used seeds below 10000)")
     parser.add_argument("--model", help="world model directory (default: the bundled sim model)")
-    parser.add_argument("--max-steps", type=int, default=20, help="control steps per episode")
+    parser.add_argument("--max-steps", type=int, help="control steps per episode (default: 20, pick_and_place 30)")
+    parser.add_argument("--gripper", choices=["commanded", "search"], default="commanded",
+                        help="commanded (default): each stage keeps, closes or opens the gripper, stages straight "
+                             "above or below the one before move vertically, and CEM searches the position; search: "
+                             "CEM searches the gripper and all of xyz (the published search)")
     parser.add_argument("--image-size", type=int, default=128, help="render size (match the training data)")
     parser.add_argument("--full-meshes", action="store_true", help="render the full Panda meshes (default low-poly)")
     parser.add_argument("--out", help="folder for rollout videos and energy plots")
@@ -35,19 +39,21 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from benchmarks.common import print_table
-    from vjepa_wm.sim_eval import SimEvalConfig, evaluate
+    from vjepa_wm.sim_eval import SimEvalConfig, evaluate, sim_cem_config
     from vjepa_wm.sim_model import load_sim_model
 
     from vjepa_wm.commands.plan import cem_config_from
 
-    if args.episodes < 1 or args.max_steps < 1:
+    if args.episodes < 1 or (args.max_steps is not None and args.max_steps < 1):
         raise ValueError("--episodes and --max-steps must be positive")
     model = load_sim_model(args.model).to(args.device)
     config = SimEvalConfig(task=args.task, target_object=args.object, episodes=args.episodes, seed=args.seed,
-                           max_steps=args.max_steps, image_size=args.image_size, low_poly=not args.full_meshes,
-                           cem=cem_config_from(args), device=args.device)
+                           max_steps=args.max_steps, gripper=args.gripper, image_size=args.image_size,
+                           low_poly=not args.full_meshes,
+                           cem=sim_cem_config(cem_config_from(args)), device=args.device)
     report = evaluate(model, config, args.out, args.videos)
-    print_table([report], ["task", "target_object", "episodes", "seed", "success_rate", "seconds_per_action", "mean_goal_distance"])
+    print_table([report], ["task", "target_object", "gripper", "episodes", "seed", "success_rate", "seconds_per_action",
+                           "mean_goal_distance"])
     for r in report["results"]:
         if not r["success"]:
             print(f"  seed {r['seed']}: failed, {100 * r['goal_distance']:.1f} cm from the goal ({r['stop_reason']})")
