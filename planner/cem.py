@@ -95,23 +95,12 @@ class Rollable(Protocol):
 ScoreFn = Callable[[torch.Tensor], torch.Tensor]
 
 
-def world_model_score(world_model, z: torch.Tensor, state: torch.Tensor, z_goal: torch.Tensor, cache=None,
-                      chunk: int | None = None) -> ScoreFn:
-    """Energy of each candidate sequence ``[S, H, 7]``: L1 between its last imagined latent and the goal.
-
-    `chunk` candidates go through the predictor at a time (default: all of them, the right choice on
-    a GPU). On a CPU a chunk whose activations fit in the caches is faster: the element-wise work
-    between the matmuls (bias, GELU, residuals, norms) is bound by memory traffic, not arithmetic.
-    """
-
-    def energies(actions: torch.Tensor) -> torch.Tensor:
-        latents = world_model.rollout(z, state, actions, cache=cache.expand(actions.shape[0]) if cache else None).latents
-        return (latents[:, -1].float() - z_goal.float()).abs().flatten(1).mean(1)
+def world_model_score(world_model, z: torch.Tensor, state: torch.Tensor, z_goal: torch.Tensor, cache=None) -> ScoreFn:
+    """Energy of each candidate sequence ``[S, H, 7]``: L1 between its last imagined latent and the goal."""
 
     def score(actions: torch.Tensor) -> torch.Tensor:
-        if not chunk or actions.shape[0] <= chunk:
-            return energies(actions)
-        return torch.cat([energies(part) for part in actions.split(chunk)])
+        latents = world_model.rollout(z, state, actions, cache=cache.expand(actions.shape[0]) if cache else None).latents
+        return (latents[:, -1].float() - z_goal.float()).abs().flatten(1).mean(1)
 
     return score
 
