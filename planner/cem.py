@@ -20,6 +20,11 @@ from typing import Callable, Protocol
 import torch
 
 
+def check_pinned(pinned: dict[int, float]) -> None:
+    if any(not 0 <= dim < 7 for dim in pinned):
+        raise ValueError(f"pinned dimensions must be action indices 0..6, got {sorted(pinned)}")
+
+
 @dataclass
 class CEMConfig:
     samples: int = 800
@@ -59,8 +64,7 @@ class CEMConfig:
             if len(low) != 3 or len(high) != 3 or any(a >= b for a, b in zip(low, high)):
                 raise ValueError(f"workspace must be ((x, y, z) low, (x, y, z) high) with low < high, got {self.workspace}")
             self.workspace = (low, high)
-        if any(not 0 <= dim < 7 for dim in self.pinned):
-            raise ValueError(f"pinned dimensions must be action indices 0..6, got {sorted(self.pinned)}")
+        check_pinned(self.pinned)
 
 
 @dataclass
@@ -138,8 +142,7 @@ class CEM:
         """Which dimensions are searched and what the others are held at, for these pinned values."""
         key = tuple(sorted((int(d), float(v)) for d, v in pinned.items()))
         if key not in self._layouts:
-            if any(not 0 <= dim < 7 for dim, _ in key):
-                raise ValueError(f"pinned dimensions must be action indices 0..6, got {[d for d, _ in key]}")
+            check_pinned(dict(key))
             searched = torch.zeros(7, dtype=torch.bool)
             searched[[0, 1, 2, 6]] = True
             if self.config.search_rotation:

@@ -45,15 +45,15 @@ class GoalSequence:
     """The goals' latents in order and where the loop is among them."""
 
     latents: list[torch.Tensor]
+    goals: list[Goal]  # per-goal settings, parallel to `latents`
     rule: SubgoalRule = field(default_factory=SubgoalRule)
-    goals: list[Goal] | None = None  # per-goal settings, parallel to `latents` (None: all defaults)
     index: int = 0
     steps_on_goal: int = 0
 
     def __post_init__(self):
         if not self.latents:
             raise ValueError("at least one goal image is needed (V-JEPA 2-AC plans toward an image)")
-        if self.goals is not None and len(self.goals) != len(self.latents):
+        if len(self.goals) != len(self.latents):
             raise ValueError(f"{len(self.goals)} goal settings for {len(self.latents)} goal latents")
 
     @property
@@ -63,18 +63,18 @@ class GoalSequence:
     @property
     def pinned(self) -> dict[int, float] | None:
         """The current goal's pinned action dimensions (None: the search's own)."""
-        return None if self.goals is None else self.goals[self.index].pinned
+        return self.goals[self.index].pinned
 
     @property
     def is_last(self) -> bool:
         return self.index == len(self.latents) - 1
 
     def step_limit(self) -> int:
-        own = None if self.goals is None else self.goals[self.index].max_steps
+        own = self.goals[self.index].max_steps
         return self.rule.max_steps if own is None else own
 
     def switch_energy(self) -> float | None:
-        own = None if self.goals is None else self.goals[self.index].switch_energy
+        own = self.goals[self.index].switch_energy
         return self.rule.switch_energy if own is None else own
 
     def update(self, observed_energy: float) -> bool:

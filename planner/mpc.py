@@ -99,7 +99,7 @@ def run_mpc(
     device = cem.device
     settings = [as_goal(goal) for goal in goal_images]
     latents = [world_model.encode_images(goal.image).to(device) for goal in settings]
-    goals = GoalSequence(latents, config.subgoals, settings)
+    goals = GoalSequence(latents, settings, config.subgoals)
     records: list[StepRecord] = []
     frames: list[np.ndarray] = []
     warm: Plan | None = None

@@ -151,10 +151,12 @@ def vertical_moves(episode: "Episode") -> tuple[bool, ...]:
 class Task(ABC):
     """Base class: `sample` an episode, judge `success` from the simulator.
 
+    episode_steps: control steps a planner gets for the whole episode.
     stage_steps: control steps to spend on each goal of an episode, in order (0: until the episode ends).
     """
 
     name = "task"
+    episode_steps: int = 20
     stage_steps: tuple[int, ...] = (0,)
 
     def __init__(self, target_object: str = "cup"):
@@ -245,6 +247,7 @@ class PickAndPlaceTask(Task):
     the spot, lowered onto it, released (the last is the goal)."""
 
     name = "pick_and_place"
+    episode_steps = 30
     stage_steps = (11, 3, 2, 2, 7, 3, 0)
 
     def sample(self, rng):

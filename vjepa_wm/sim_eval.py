@@ -8,7 +8,8 @@ only after the episode: it never feeds the planner.
 Staged tasks give one image per stage, each with its step budget (`Task.stage_steps`). The
 gripper is either searched by CEM like the position (`gripper="search"`, the published search)
 or given by each stage (`gripper="commanded"`: kept as it is, closed or opened on the way to
-that stage's image, see `sim.tasks.gripper_commands`), while CEM searches the position only.
+that stage's image, see `sim.tasks.gripper_commands`; a stage straight above or below the one
+before moves vertically, `sim.tasks.vertical_moves`), while CEM searches the rest of the position.
 """
 from __future__ import annotations
 
@@ -22,8 +23,6 @@ from planner.cem import CEM, CEMConfig
 from planner.goals import Goal, SubgoalRule
 from planner.mpc import MPCConfig, MPCResult, run_mpc
 
-# Control steps per episode, by task (stage budgets: `Task.stage_steps`).
-EPISODE_STEPS = {"reach": 20, "grasp": 20, "reach_with_object": 20, "pick_and_place": 30}
 GRIPPER_MODES = ("search", "commanded")
 
 
@@ -42,7 +41,7 @@ class SimEvalConfig:
     target_object: str = "cup"
     episodes: int = 50
     seed: int = 10_000  # first episode seed; development used seeds below 10 000
-    max_steps: int | None = None  # control steps per episode (None: EPISODE_STEPS of the task)
+    max_steps: int | None = None  # control steps per episode (None: the task's `episode_steps`)
     gripper: str = "commanded"  # "search": CEM searches it too; "commanded": each stage says keep/close/open
     # Commanded mode: a sideways sub-goal (hover over the object, carry over the spot) counts as
     # reached, and the next stage starts, once the observed energy falls this low (bundled model:
@@ -56,8 +55,12 @@ class SimEvalConfig:
     device: str = "cpu"
 
     def __post_init__(self):
+        from sim.tasks import TASKS
+
+        if self.task not in TASKS:
+            raise ValueError(f"unknown task {self.task!r} (known: {', '.join(TASKS)})")
         if self.max_steps is None:
-            self.max_steps = EPISODE_STEPS.get(self.task, 20)
+            self.max_steps = TASKS[self.task].episode_steps
         if self.gripper not in GRIPPER_MODES:
             raise ValueError(f"gripper must be one of {', '.join(GRIPPER_MODES)}, got {self.gripper!r}")
 
@@ -102,10 +105,12 @@ def episode_goals(env, info: dict, config: SimEvalConfig) -> list[Goal]:
     budgets = list(env.task.stage_steps) + [0] * (len(images) - len(env.task.stage_steps))
     step = config.cem.max_gripper
     grippers = {"keep": {6: 0.0}, "close": {6: step}, "open": {6: -step}}
+    if config.gripper == "search":
+        return [Goal(image, max_steps=budget or None) for image, budget in zip(images, budgets)]
     goals = []
     for image, budget, command, vertical in zip(images, budgets, gripper_commands(env.episode), vertical_moves(env.episode)):
-        pinned = {**grippers[command], **({0: 0.0, 1: 0.0} if vertical else {})} if config.gripper == "commanded" else None
-        switch = config.arrival_energy if config.gripper == "commanded" and budget and not vertical else None
+        pinned = {**grippers[command], **({0: 0.0, 1: 0.0} if vertical else {})}
+        switch = config.arrival_energy if budget and not vertical else None
         goals.append(Goal(image, pinned=pinned, max_steps=budget or None, switch_energy=switch))
     return goals
 
