@@ -1,41 +1,61 @@
-# Two commands: `make demo` and `make test`. Each creates .venv on first use and
-# installs what it needs; later runs reuse it (a stamp file tracks the inputs).
+# Two commands: `make demo` and `make test`. Each creates .venv on first use and installs what it
+# needs with the exact tested versions of constraints.txt; later runs reuse it (stamp files track
+# the inputs).
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
+PIP := $(BIN)/pip install -q -c constraints.txt
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP := $(VENV)/.test-installed
+WHEELS := $(VENV)/wheels
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test bench clean-venv
+.PHONY: demo test test-oldest bench clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(RUNTIME_STAMP): requirements.txt setup.py | $(BIN)/python
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -r requirements.txt
-	$(BIN)/pip install -q --no-deps -e .
+$(RUNTIME_STAMP): setup.py setup.cfg pyproject.toml package.xml constraints.txt | $(BIN)/python
+	# torch first, alone: the CPU build on disk (an unconstrained torch would pull CUDA packages).
+	$(PIP) torch
+	$(PIP) -e .
 	touch $@
 
-$(TEST_STAMP): $(RUNTIME_STAMP) requirements-test.txt requirements-rlds.txt
-	$(BIN)/pip install -q -r requirements-test.txt -r requirements-rlds.txt
+$(TEST_STAMP): $(RUNTIME_STAMP)
+	$(PIP) -e ".[test,rlds]"
 	# The official V-JEPA 2 model code, used by the tests as an independent oracle.
 	# --no-deps: its declared timm/torchvision deps are not needed for the model
 	# classes (the tests provide timm's drop_path) and torchvision has no CPU build here.
 	$(BIN)/pip install -q --no-deps cc-vjepa2==0.0.3
+	# Hugging Face `datasets` (with its dependencies) for the packaging test, which installs our
+	# wheel beside it in a fresh environment; its own wheel is kept in $(WHEELS) for that.
+	$(PIP) datasets
+	$(BIN)/pip download -q --no-deps -c constraints.txt -d $(WHEELS) datasets
 	touch $@
 
 demo: $(RUNTIME_STAMP)
 	$(BIN)/vjepa-wm demo
 
+# pytest's own script, not `python -m pytest`: -m would put the checkout on sys.path, where the
+# room folders (datasets/, sim/, ...) would shadow packages of the same names.
 test: $(TEST_STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/pytest -q tests
 
 bench: $(RUNTIME_STAMP)
 	$(BIN)/vjepa-wm bench encoder
 
 clean-venv:
 	rm -rf $(VENV)
+
+# The suite against the lower bounds of setup.py's requirements (constraints-oldest.txt).
+OLDEST := .venv-oldest
+test-oldest:
+	test -x $(OLDEST)/bin/python || $(PYTHON) -m venv $(OLDEST)
+	$(OLDEST)/bin/pip install -q -c constraints-oldest.txt torch
+	$(OLDEST)/bin/pip install -q -c constraints-oldest.txt -e ".[test,rlds]"
+	$(OLDEST)/bin/pip install -q --no-deps cc-vjepa2==0.0.3
+	$(OLDEST)/bin/pip install -q -c constraints-oldest.txt datasets
+	$(OLDEST)/bin/pip download -q --no-deps -c constraints-oldest.txt -d $(OLDEST)/wheels datasets
+	$(OLDEST)/bin/pytest -q tests

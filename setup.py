@@ -1,41 +1,73 @@
-"""pip distribution `vjepa-wm`, which is also the ROS 2 ament_python package `vjepa_wm`."""
+"""The pip distribution and ROS 2 ament_python package `vjepa_wm` (pip also accepts `vjepa-wm`).
+
+The rooms are top-level folders of the repository and are installed as subpackages of one
+import root, `vjepa_wm` (`vjepa_wm.world_model`, `vjepa_wm.datasets`, ...), so nothing generic
+lands in site-packages. Name, version, description, maintainer and licence are read from
+package.xml, the one place they are written. Requirements are compatible ranges with tested
+lower bounds; the exact tested set is constraints.txt, which `make` installs with.
+"""
+import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from setuptools import find_packages, setup
 
-PACKAGE_NAME = "vjepa_wm"
-ROOMS = ["world_model", "planner", "ros_nodes", "sim", "datasets", "benchmarks", "vjepa_wm"]
+ROOT = Path(__file__).resolve().parent
+ROOMS = ["embodiments", "world_model", "datasets", "planner", "sim", "ros_nodes"]
+PACKAGE = ElementTree.parse(ROOT / "package.xml").getroot()
+NAME = PACKAGE.findtext("name")
 
 
-def _requirements(name: str = "requirements.txt") -> list[str]:
-    lines = Path(__file__).with_name(name).read_text().splitlines()
-    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+def room_packages() -> tuple[list[str], dict[str, str]]:
+    """Every package under vjepa_wm/ and under each room folder, named below the `vjepa_wm` root."""
+    packages = find_packages(include=[NAME, f"{NAME}.*"])
+    directories = {NAME: NAME}
+    for room in ROOMS:
+        directories[f"{NAME}.{room}"] = room
+        packages += [f"{NAME}.{room}"] + [f"{NAME}.{room}.{sub}" for sub in find_packages(room)]
+    return packages, directories
 
 
-def _share_files(folder: str) -> list[tuple[str, list[str]]]:
-    """Install every file under `folder` into share/<package>/<folder>, keeping the tree."""
-    entries = {}
-    for path in sorted(Path(folder).rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
-            target = str(Path("share") / PACKAGE_NAME / path.parent)
-            entries.setdefault(target, []).append(str(path))
-    return sorted(entries.items())
-
+PACKAGES, PACKAGE_DIRS = room_packages()
+maintainer = PACKAGE.find("maintainer")
 
 setup(
-    name="vjepa-wm",
-    version="0.1.0",
-    description="V-JEPA world-model planning for robots (encoder, AC predictor, CEM/MPC, ROS 2, PyBullet sim)",
+    name=NAME,
+    version=PACKAGE.findtext("version"),
+    description=" ".join(PACKAGE.findtext("description").split()),
+    long_description=(ROOT / "README.md").read_text(),
+    long_description_content_type="text/markdown",
+    maintainer=maintainer.text,
+    maintainer_email=maintainer.get("email"),
+    license=PACKAGE.findtext("license"),
     python_requires=">=3.11",
-    packages=find_packages(include=[room + suffix for room in ROOMS for suffix in ("", ".*")]),
-    include_package_data=True,
-    package_data={"vjepa_wm": ["assets/*", "assets/*/*"]},
-    install_requires=_requirements(),
-    extras_require={"rlds": _requirements("requirements-rlds.txt")},
+    packages=PACKAGES,
+    package_dir=PACKAGE_DIRS,
+    package_data={NAME: ["assets/*/*", "configs/*/*.yaml"]},
+    # Lower bounds: the oldest versions the suite passed with (`make test-oldest`, constraints-oldest.txt).
+    install_requires=[
+        "torch>=2.13",
+        "numpy>=2.0.2",
+        "opencv-python-headless>=4.10.0.84",
+        "h5py>=3.11",
+        "safetensors>=0.4.3",
+        "PyYAML>=6.0.1",
+        "tqdm>=4.66.1",
+        "matplotlib>=3.9",
+        "pybullet>=3.2.7",  # the first release built for numpy 2
+        "gymnasium>=1.0",
+        "tensorboard>=2.18",
+    ],
+    extras_require={
+        # DROID RLDS reading (datasets/droid/rlds.py), imported only when an RLDS pass starts.
+        "rlds": ["tensorflow-cpu>=2.18", "tensorflow-datasets>=4.9.7"],
+        # The test suite: the independent implementations it compares against, scipy's rotations
+        # as an oracle, and what the packaging test builds with.
+        "test": ["pytest>=8.0", "transformers>=5.0", "einops>=0.8", "scipy>=1.13.1", "build>=1.2.1", "setuptools>=77.0.3",
+                 "wheel>=0.40"],
+    },
     data_files=[
-        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE_NAME}"]),
-        (f"share/{PACKAGE_NAME}", ["package.xml"]),
-        *_share_files("configs"),
+        ("share/ament_index/resource_index/packages", [f"resource/{NAME}"]),
+        (f"share/{NAME}", ["package.xml"]),
     ],
     entry_points={"console_scripts": ["vjepa-wm = vjepa_wm.cli:main"]},
     zip_safe=False,

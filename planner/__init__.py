@@ -1,2 +1,4 @@
-"""Planning room: pose math (`poses`), the batched CEM search on the model's device (`cem`)
-and the receding-horizon MPC loop against the `Robot` protocol (`robot`, `mpc`)."""
+"""Planning room: the one planning objective (`energy`), the batched CEM search over any
+`Embodiment` on the model's device (`cem`), goal images and sub-goal sequences (`goals`), the
+receding-horizon MPC loop against the `Robot` contract (`mpc`), the model view it plans with
+(`planning_model`), energy landscapes and plots."""

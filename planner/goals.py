@@ -13,8 +13,8 @@ class SubgoalRule:
     `max_steps` control steps were spent on it (0 = no step limit; a `Goal` may set its own).
     The last goal never switches."""
 
-    switch_energy: float | None = None
-    max_steps: int = 0
+    switch_energy: float | None = None  # move on once the observed energy falls to this (null: never by energy)
+    max_steps: int = 0  # control steps per goal before moving on (0: no limit)
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """The receding-horizon loop: observe -> encode -> plan -> apply the first action -> repeat.
 
-It drives anything that implements the `Robot` contract (`planner.robot`): the PyBullet sim in
-tests, the ROS 2 bridge on real arms. Safety rules, enforced here so every robot gets them:
+It drives anything that implements the `Robot` contract (`embodiments.robot`): the PyBullet sim in
+tests, the ROS 2 bridge on real arms. The CEM's embodiment says what a state and an action are;
+the world model must have been trained for the same one. Safety rules, enforced here so every
+robot gets them:
 
 * an observation older than `max_observation_age` (judged on the robot's clock, ``robot.now()``
   where it has one, else wall time) is never planned from: the robot is told to hold and the loop
@@ -20,9 +22,12 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 
-from planner.cem import CEM, Plan, world_model_score
-from planner.goals import Goal, GoalSequence, SubgoalRule, as_goal
-from planner.robot import Observation, Robot
+from vjepa_wm.embodiments import Embodiment, Observation, Robot
+
+from .cem import CEM, Plan
+from .energy import energy, rollout_energy
+from .goals import Goal, GoalSequence, SubgoalRule, as_goal
+from .planning_model import planning_model
 
 __all__ = ["Goal", "Observation", "Robot", "MPCConfig", "MPCResult", "StepRecord", "run_mpc"]
 
@@ -71,14 +76,14 @@ class MPCResult:
         return {"stop_reason": self.stop_reason, "records": [asdict(r) for r in self.records]}
 
 
-def observation_problem(obs: Observation, now: float, max_age: float) -> str | None:
+def observation_problem(obs: Observation, embodiment: Embodiment, now: float, max_age: float) -> str | None:
     """Why this observation must not be planned from, or None if it is fine."""
     image = np.asarray(obs.image)
     if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         return f"malformed image ({image.dtype} {image.shape}, expected uint8 [H, W, 3])"
-    state = np.asarray(obs.state, dtype=np.float64)
-    if state.shape != (7,) or not np.all(np.isfinite(state)):
-        return "non-finite or malformed state"
+    problem = embodiment.state_problem(obs.state)
+    if problem is not None:
+        return problem
     age = now - float(obs.stamp)
     if not np.isfinite(age) or age > max_age:
         return f"stale observation ({age:.3f} s old, limit {max_age} s)"
@@ -95,6 +100,10 @@ def run_mpc(
 ) -> MPCResult:
     """Drive `robot` toward the goal images in order (bare images, or `Goal`s with their own settings)."""
     config = config or MPCConfig()
+    modelled = getattr(world_model, "embodiment", None)
+    if modelled is not None and modelled.name != cem.embodiment.name:
+        raise ValueError(f"the world model was trained for a {modelled.name}, the planner searches {cem.embodiment.name} actions")
+    world_model = planning_model(world_model, cem.device, cem.config.horizon)
     clock = getattr(robot, "now", time.time)
     device = cem.device
     settings = [as_goal(goal) for goal in goal_images]
@@ -113,7 +122,7 @@ def run_mpc(
     try:
         while len(records) < config.max_steps:
             obs = robot.observe()
-            problem = observation_problem(obs, clock(), config.max_observation_age)
+            problem = observation_problem(obs, cem.embodiment, clock(), config.max_observation_age)
             if problem is not None:
                 robot.hold()
                 stale_in_a_row += 1
@@ -126,18 +135,18 @@ def run_mpc(
                 frames.append(np.asarray(obs.image).copy())
             tic = time.perf_counter()
             z = world_model.encode_images(obs.image).to(device)
-            observed = float(world_model.energy(z, goals.current)[0])
+            observed = float(energy(z, goals.current)[0])
             encode_seconds = time.perf_counter() - tic
             switched = goals.update(observed)
             if switched:
-                observed = float(world_model.energy(z, goals.current)[0])
+                observed = float(energy(z, goals.current)[0])
                 warm = None
             if goals.is_last and config.stop_energy is not None and observed <= config.stop_energy:
                 stop_reason = "goal energy reached"
                 break
             state = torch.as_tensor(np.asarray(obs.state, dtype=np.float32), device=device)[None]
             try:
-                plan = cem.search(world_model_score(world_model, z, state, goals.current), warm, goals.pinned, state[0, :3])
+                plan = cem.search(rollout_energy(world_model, z, state, goals.current), warm, goals.pinned, cem.position_of(state[0]))
             except FloatingPointError as err:
                 stop_reason = f"refused: {err}"
                 break

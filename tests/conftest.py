@@ -7,17 +7,13 @@ evaluation) so the official classes import; no model math is replaced.
 """
 from __future__ import annotations
 
+import importlib.machinery
 import os
 import sys
 import types
-from pathlib import Path
 
 import pytest
 import torch
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 torch.set_num_threads(min(2, torch.get_num_threads()))
@@ -41,6 +37,8 @@ def _install_timm_drop_path() -> None:
     timm = types.ModuleType("timm")
     models = types.ModuleType("timm.models")
     layers = types.ModuleType("timm.models.layers")
+    for module in (timm, models, layers):  # importlib.util.find_spec (transformers asks) needs a spec
+        module.__spec__ = importlib.machinery.ModuleSpec(module.__name__, None)
     layers.drop_path = drop_path
     timm.models = models
     models.layers = layers

@@ -1,7 +1,12 @@
 """Small helpers shared by the tests."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
+
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
+SHIPPED_CONFIGS = ROOT / "vjepa_wm" / "configs"
 
 
 def relative_error(ours: torch.Tensor, reference: torch.Tensor) -> float:

@@ -8,16 +8,11 @@ import zipfile
 import pytest
 import torch
 
-from tests.helpers import perturb_norms
-from world_model.checkpoints import (
-    CheckpointError,
-    export_encoder,
-    infer_encoder_config,
-    load_encoder,
-    save_encoder,
-    strip_prefixes,
-)
-from world_model.vit import VisionTransformer, encoder_config
+from helpers import perturb_norms
+from vjepa_wm.world_model.checkpoints import CheckpointError, export_encoder, load_encoder, save_encoder
+from vjepa_wm.world_model.checkpoints.encoder import infer_encoder_config
+from vjepa_wm.world_model.checkpoints.io import strip_prefixes
+from vjepa_wm.world_model.vit import VisionTransformer, encoder_config
 
 VIDEO = torch.randn(1, 3, 4, 32, 48)
 

@@ -8,12 +8,12 @@ import sys
 import numpy as np
 from safetensors.torch import load_file
 
-from datasets.moving_shapes import moving_shapes_clip
-from datasets.video_io import write_mp4
-from tests.conftest import ROOT
+from helpers import ROOT
 from vjepa_wm.cli import main
-from world_model.checkpoints import load_encoder, save_encoder
-from world_model.vit import VisionTransformer, encoder_config
+from vjepa_wm.datasets.moving_shapes import moving_shapes_clip
+from vjepa_wm.datasets.video_io import write_mp4
+from vjepa_wm.world_model.checkpoints import load_encoder, save_encoder
+from vjepa_wm.world_model.vit import VisionTransformer, encoder_config
 
 
 def test_encode_video_writes_features_and_pca(tmp_path, capsys):

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from benchmarks.droid import parse_sizes
+from vjepa_wm.benchmarks.droid import parse_sizes
 from vjepa_wm.cli import main
 
 

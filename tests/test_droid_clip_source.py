@@ -4,15 +4,16 @@ from __future__ import annotations
 import pytest
 import torch
 
-from datasets.droid_clip_source import raw_clip_source
-from tests.test_droid_raw import read_barcode, write_episode
-from world_model.pretrain_config import DataConfig, EpisodeSourceConfig
-from world_model.pretrain_data import build_pools
+from test_droid_raw import read_barcode, write_episode
+from vjepa_wm.clip_sources import CLIP_SOURCES
+from vjepa_wm.datasets.droid.clip_source import RawClipSource
+from vjepa_wm.world_model.pretraining.config import DataConfig, EpisodeSourceConfig
+from vjepa_wm.world_model.pretraining.data import build_pools
 
 
 def test_clips_are_sampled_every_fourth_row_at_4_fps(tmp_path):
     write_episode(tmp_path, seed=1, rows=40)  # the MP4 declares 60 fps, as raw DROID does
-    source = raw_clip_source(str(tmp_path))
+    source = RawClipSource(str(tmp_path))
     assert len(source) == 1
     frames = source.clip(0, 6, 4.0, torch.Generator().manual_seed(3))
     rows = [read_barcode(frame)[0] for frame in frames]
@@ -23,10 +24,10 @@ def test_clips_are_sampled_every_fourth_row_at_4_fps(tmp_path):
 
 def test_episode_frames_feed_the_image_pool_when_asked(tmp_path):
     write_episode(tmp_path, seed=2, rows=20)
-    episodes = [EpisodeSourceConfig("datasets.droid_clip_source:raw_clip_source", str(tmp_path))]
-    videos, images = build_pools(DataConfig(episodes=episodes, episode_images=True))
+    episodes = [EpisodeSourceConfig("droid_raw", str(tmp_path))]  # the command line's registry names it
+    videos, images = build_pools(DataConfig(episodes=episodes, episode_images=True), CLIP_SOURCES)
     assert len(videos) == 1 and len(images) == 1
-    _, no_images = build_pools(DataConfig(episodes=episodes))
+    _, no_images = build_pools(DataConfig(episodes=episodes), CLIP_SOURCES)
     assert len(no_images) == 0
     source, index = images.locate(0)
     frame = source.clip(index, 1, 4.0, torch.Generator().manual_seed(0))

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
-from datasets.droid_common import DroidConfig, DroidError, collate_clips
-from datasets.droid_raw import droid_episode_dir, episode_folder_name, write_droid_raw_episode, write_episode_list
-from datasets.droid_raw_reader import DroidRawDataset, list_raw_episodes
-from datasets.video_io import write_mp4
-from planner.poses import integrate, states_to_actions
+from vjepa_wm.datasets.droid.common import DroidConfig, DroidError, collate_clips
+from vjepa_wm.datasets.droid.raw_reader import DroidRawDataset, list_raw_episodes
+from vjepa_wm.datasets.droid.raw_writer import droid_episode_dir, episode_folder_name, write_droid_raw_episode, write_episode_list
+from vjepa_wm.datasets.video_io import write_mp4
+from vjepa_wm.embodiments.franka import integrate, states_to_actions
 
 ROWS = 40
 SIZE = (96, 128)

@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from torch.utils.data import DataLoader
 
-from datasets.droid_common import DroidConfig, DroidError, collate_clips
-from datasets.droid_rlds import DroidRLDSDataset, import_tfds, read_rlds_info
-from datasets.droid_rlds_writer import rlds_episode, write_droid_rlds
-from planner.poses import states_to_actions
-from tests.test_droid_raw import barcode_frames, episode_states, read_barcode
+from test_droid_raw import barcode_frames, episode_states, read_barcode
+from vjepa_wm.datasets.droid.common import DroidConfig, DroidError, collate_clips
+from vjepa_wm.datasets.droid.rlds import DroidRLDSDataset, import_tfds, read_rlds_info
+from vjepa_wm.datasets.droid.rlds_writer import rlds_episode, write_droid_rlds
+from vjepa_wm.embodiments.franka import states_to_actions
 
 STEPS = 36
 SHAPE = (180, 320, 3)

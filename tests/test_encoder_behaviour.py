@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from world_model.vit import VisionTransformer, encoder_config, hierarchical_layers
+from vjepa_wm.world_model.vit import VisionTransformer, encoder_config, hierarchical_layers
 
 
 def test_published_presets_have_the_published_sizes():

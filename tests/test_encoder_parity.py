@@ -12,10 +12,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.helpers import perturb_norms, relative_error
-from tests.reference_vjepa21 import reference_forward
-from world_model.checkpoints import load_encoder
-from world_model.vit import VisionTransformer, encoder_config
+from helpers import perturb_norms, relative_error
+from reference_vjepa21 import reference_forward
+from vjepa_wm.world_model.checkpoints import load_encoder
+from vjepa_wm.world_model.vit import VisionTransformer, encoder_config
 
 TOLERANCE = 1e-5
 

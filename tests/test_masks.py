@@ -11,7 +11,7 @@ import math
 import pytest
 import torch
 
-from world_model.masks import (
+from vjepa_wm.world_model.pretraining.masks import (
     IMAGE_MASKS,
     VIDEO_MASKS,
     MaskError,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from tests.helpers import relative_error
-from world_model.checkpoints import CheckpointError, save_encoder
-from world_model.predictor import Predictor, load_predictor, predictor_config, save_predictor
-from world_model.vit import VisionTransformer, encoder_config
+from helpers import relative_error
+from vjepa_wm.world_model.checkpoints import CheckpointError, load_predictor, save_encoder, save_predictor
+from vjepa_wm.world_model.predictor import Predictor, predictor_config
+from vjepa_wm.world_model.vit import VisionTransformer, encoder_config
 
 TOLERANCE = 1e-5
 

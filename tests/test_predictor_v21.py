@@ -15,9 +15,10 @@ import math
 import pytest
 import torch
 
-from tests.helpers import relative_error
-from tests.reference_vjepa21 import layer_norm, rotate_pairs, token_coordinates
-from world_model.predictor import Predictor, load_predictor, predictor_config
+from helpers import relative_error
+from reference_vjepa21 import layer_norm, rotate_pairs, token_coordinates
+from vjepa_wm.world_model.checkpoints import load_predictor
+from vjepa_wm.world_model.predictor import Predictor, predictor_config
 
 TOLERANCE = 1e-5
 

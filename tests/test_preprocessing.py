@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.video_io import write_mp4
-from world_model.preprocessing import (
+from vjepa_wm.datasets.video_io import write_mp4
+from vjepa_wm.world_model.preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
     DroidTransform,

@@ -14,18 +14,17 @@ import cv2
 import pytest
 import torch
 
-from datasets.moving_shapes import moving_shapes_clip
-from datasets.video_io import write_mp4
-from world_model.checkpoints import load_encoder
-from world_model.collapse import CollapseWarning, check_collapse, collapse_stats
-from world_model.configuration import load_config
-from world_model.jepa_objective import target_features
-from world_model.predictor import load_predictor
-from world_model.pretrain import Pretrainer, param_groups
-from world_model.pretrain_config import PretrainConfig
-from world_model.pretrain_data import DataError, make_loader
-from world_model.schedules import LinearRamp, LinearWarmupHold, WarmupConstantCooldown
-from world_model.train_state import latest_checkpoint, load_train_state, save_train_state
+from vjepa_wm.datasets.moving_shapes import moving_shapes_clip
+from vjepa_wm.datasets.video_io import write_mp4
+from vjepa_wm.world_model.checkpoints import load_encoder, load_predictor
+from vjepa_wm.world_model.configuration import load_config
+from vjepa_wm.world_model.pretraining.collapse import CollapseWarning, check_collapse, collapse_stats
+from vjepa_wm.world_model.pretraining.config import PretrainConfig
+from vjepa_wm.world_model.pretraining.data import DataError, make_loader
+from vjepa_wm.world_model.pretraining.objective import target_features
+from vjepa_wm.world_model.pretraining.trainer import Pretrainer, param_groups
+from vjepa_wm.world_model.training.schedules import LinearRamp, LinearWarmupHold, WarmupConstantCooldown
+from vjepa_wm.world_model.training.train_state import latest_checkpoint, load_train_state, save_train_state
 
 
 def make_data(root: Path, videos: int = 10, images: int = 4, broken: bool = True) -> dict[str, str]:
@@ -226,21 +225,19 @@ class ShapeEpisodes:
         return moving_shapes_clip(num_frames, 48, 2, seed=index)
 
 
-def shape_episodes(path: str) -> ShapeEpisodes:
-    return ShapeEpisodes(path)
-
-
 def test_episode_datasets_plug_in_by_name(tmp_path):
     overrides = micro_overrides({"videos": ""}, tmp_path / "run", **{
-        "data.video_dirs": [], "data.episodes": [{"factory": "tests.test_pretrain:shape_episodes", "path": "sim://demo"}],
+        "data.video_dirs": [], "data.episodes": [{"source": "shapes", "path": "sim://demo"}],
         "phases": [{"steps": 2, "frames": 4, "crop": 32, "batch_size": 3}],
     })
+    registry = {"shapes": ShapeEpisodes}
     with pytest.warns(UserWarning, match="sim://demo#episode2: episode 2 has no camera stream"):
-        result = Pretrainer(load_config(PretrainConfig, None, overrides)).fit()
+        result = Pretrainer(load_config(PretrainConfig, None, overrides), clip_sources=registry).fit()
     assert result.steps == 2 and result.skipped >= 1
-    overrides["data.episodes"] = [{"factory": "tests.test_pretrain:no_such_function", "path": "x"}]
-    with pytest.raises(DataError, match="has no function 'no_such_function'"):
-        Pretrainer(load_config(PretrainConfig, None, overrides)).fit()
+    overrides["data.episodes"] = [{"source": "os:system", "path": "touch PWNED"}]  # names only what the registry has
+    with pytest.raises(DataError, match="unknown clip source 'os:system' \\(known: shapes\\)"):
+        Pretrainer(load_config(PretrainConfig, None, overrides), clip_sources=registry).fit()
+    assert not Path("PWNED").exists()
 
 
 def test_schedules():

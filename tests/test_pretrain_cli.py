@@ -2,17 +2,17 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
+from helpers import SHIPPED_CONFIGS
 from vjepa_wm.cli import main
-from world_model.configuration import load_config
-from world_model.masks import MaskSpec
-from world_model.pretrain_config import PretrainConfig
+from vjepa_wm.world_model.configuration import load_config
+from vjepa_wm.world_model.pretraining.config import PretrainConfig
+from vjepa_wm.world_model.pretraining.masks import MaskSpec
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "pretrain"
+CONFIGS = SHIPPED_CONFIGS / "pretrain"
 
 
 @pytest.mark.parametrize("name", ["tiny_sim.yaml", "vitl16.yaml", "vitg16.yaml"])
@@ -45,7 +45,7 @@ def test_print_config_applies_overrides(capsys):
       "--data.video_dirs=[/nonexistent/x]"],
      "x: no such data folder"),
     (["--data.episodes=[]"], "no data.video_dirs"),
-    (["--data.episodes=[{factory: 'datasets.droid_clip_source:raw_clip_source', path: /nonexistent/e}]"],
+    (["--data.episodes=[{source: droid_raw, path: /nonexistent/e}]"],
      "/nonexistent/e: no such episode folder"),
 ])
 def test_bad_settings_give_one_line_errors(capsys, tmp_path, args, message):

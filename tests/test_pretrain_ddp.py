@@ -13,13 +13,13 @@ import sys
 import torch
 import yaml
 
-from tests.test_pretrain import make_data, micro_overrides
-from world_model.configuration import load_config, to_dict
-from world_model.pretrain_config import PretrainConfig
+from test_pretrain import make_data, micro_overrides
+from vjepa_wm.world_model.configuration import load_config, to_dict
+from vjepa_wm.world_model.pretraining.config import PretrainConfig
 
 
 def run_cli(args: list[str]) -> None:
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, timeout=240, cwd=os.getcwd())
     assert done.returncode == 0, done.stderr[-3000:]
 

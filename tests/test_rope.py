@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from world_model.rope import apply_rope, rope_chunk_size, video_rope_tables
+from vjepa_wm.world_model.rope import apply_rope, rope_chunk_size, video_rope_tables
 
 
 @pytest.mark.parametrize("head_dim,chunk", [(64, 20), (80, 26), (32, 10), (128, 42)])

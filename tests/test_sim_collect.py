@@ -7,10 +7,10 @@ import h5py
 import numpy as np
 import pytest
 
-from datasets.droid_common import DroidConfig
-from datasets.droid_raw_reader import DroidRawDataset, RawEpisode, list_raw_episodes
-from planner.poses import states_to_actions
-from sim.collect import EXTERIOR_SERIAL, WRIST_SERIAL, CollectConfig, collect, existing_episode
+from vjepa_wm.datasets.droid.common import DroidConfig
+from vjepa_wm.datasets.droid.raw_reader import DroidRawDataset, RawEpisode, list_raw_episodes
+from vjepa_wm.embodiments.franka import states_to_actions
+from vjepa_wm.sim.franka.collect import EXTERIOR_SERIAL, WRIST_SERIAL, CollectConfig, collect, existing_episode
 
 ACTIONS = 10
 

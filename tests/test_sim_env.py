@@ -11,14 +11,14 @@ import gymnasium
 import numpy as np
 import pytest
 
-from planner.poses import relative_action
-from planner.robot import Observation, Robot
-from sim import rotations
-from sim.assets import panda_urdf
-from sim.config import ROW_HZ, SimConfig
-from sim.franka_env import FrankaEnv
-from sim.ik import PandaIK
-from sim.scene import NEUTRAL_ARM
+from vjepa_wm.embodiments import rotations
+from vjepa_wm.embodiments.franka import CONTROL_HZ, relative_action
+from vjepa_wm.embodiments.robot import Observation, Robot
+from vjepa_wm.sim.franka.assets import panda_urdf
+from vjepa_wm.sim.franka.config import SimConfig
+from vjepa_wm.sim.franka.env import FrankaEnv, tilt
+from vjepa_wm.sim.franka.ik import PandaIK
+from vjepa_wm.sim.franka.scene import NEUTRAL_ARM
 
 SMALL = SimConfig(image_size=64, low_poly=True)
 
@@ -124,7 +124,7 @@ def test_safety_limits_clip_large_commands(env):
     report = env.last_report
     assert report.clipped
     assert rotations.rotation_angle(rotations.euler_to_matrix(report.applied[3:6])) <= limits.max_rotation + 1e-6
-    assert rotations.tilt(rotations.euler_to_matrix(env.state()[3:6])) <= limits.max_tilt + 5e-3
+    assert tilt(rotations.euler_to_matrix(env.state()[3:6])) <= limits.max_tilt + 5e-3
 
     for _ in range(4):  # pushing down into the table stops at the workspace floor
         env.apply(np.array([0, 0, -0.1, 0, 0, 0, 0]))
@@ -151,7 +151,7 @@ def test_robot_protocol(env):
     assert observation.state.shape == (7,) and observation.stamp == 0.0
     env.apply(np.array([0.03, 0, 0, 0, 0, 0, 0]))
     stamp = env.observe().stamp
-    rows = round(stamp * ROW_HZ)
+    rows = round(stamp * CONTROL_HZ)
     assert stamp == env.now() and env.config.rows_per_action <= rows <= env.config.rows_per_action + env.config.max_settle_rows
     assert not np.array_equal(env.observe().image, observation.image)
     env.hold()
@@ -163,7 +163,7 @@ def test_robot_protocol(env):
 def test_gymnasium_api():
     from gymnasium.utils.env_checker import check_env
 
-    import sim  # noqa: F401  (registers the ids)
+    import vjepa_wm.sim.franka  # noqa: F401  (registers the ids)
 
     environment = gymnasium.make("vjepa_wm/FrankaPickAndPlace-v0", config=SMALL, target_object="box")
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vjepa_wm.sim_eval import SimEvalConfig, episode_goals, make_env
+from vjepa_wm.evaluation.sim import SimEvalConfig, episode_goals, make_env
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def test_commanded_stages_pin_the_gripper_and_the_sideways_motion(pick_and_place
     assert [goal.max_steps for goal in goals] == [11, 3, 2, 2, 7, 3, None]
     assert sum(goal.max_steps or 0 for goal in goals) < config.max_steps  # the release keeps the rest
     hover, around, closed, lifted, carried, lowered, released = (goal.pinned for goal in goals)
-    step = config.cem.max_gripper
+    step = config.franka.max_gripper
     assert hover == {6: 0.0} and carried == {6: 0.0}  # sideways moves: the position is searched freely
     assert around == {6: 0.0, 0: 0.0, 1: 0.0} and lowered == {6: 0.0, 0: 0.0, 1: 0.0}
     assert closed == {6: step, 0: 0.0, 1: 0.0} and released == {6: -step, 0: 0.0, 1: 0.0}

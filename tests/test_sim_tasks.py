@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sim.config import SimConfig
-from sim.franka_env import FrankaEnv
-from sim.scene import OBJECTS
-from sim.scripted import Explorer, Waypoint
-from sim.tasks import TASKS, grasp_stages, gripper_commands, make_task, vertical_moves
+from vjepa_wm.sim.franka.config import SimConfig
+from vjepa_wm.sim.franka.env import FrankaEnv
+from vjepa_wm.sim.franka.objects import OBJECTS
+from vjepa_wm.sim.franka.scripted import Explorer, Waypoint
+from vjepa_wm.sim.franka.tasks import TASKS, grasp_stages, gripper_commands, make_task, vertical_moves
 
 SMALL = SimConfig(image_size=64, low_poly=True)
 

@@ -9,12 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from datasets.droid_raw import droid_episode_dir, write_droid_raw_episode
 from vjepa_wm.cli import main
-from world_model.checkpoints import save_encoder
-from world_model.train_state import load_train_state
-from world_model.vit import VisionTransformer, encoder_config
-from world_model.world_model import load_world_model
+from vjepa_wm.datasets.droid.raw_writer import droid_episode_dir, write_droid_raw_episode
+from vjepa_wm.world_model.checkpoints import load_world_model, save_encoder
+from vjepa_wm.world_model.training.train_state import load_train_state
+from vjepa_wm.world_model.vit import VisionTransformer, encoder_config
 
 ROWS = 33
 
@@ -69,17 +68,17 @@ def test_tiny_world_model_trains_end_to_end_and_the_loss_falls(blob_data, tmp_pa
     first = load_train_state(tmp_path / "run" / "checkpoints" / "step_00000060.pt")
     assert first["step"] == 60
     # loss at the start vs the end, measured on the same batches with the initial and final weights
-    from world_model.losses import ac_loss
+    from vjepa_wm.world_model.ac_training.loss import ac_loss
 
     torch.manual_seed(1)
     fresh = load_world_model(tmp_path / "run" / "world_model")
-    from world_model.ac_predictor import ACPredictor
+    from vjepa_wm.world_model.ac_predictor import ACPredictor
 
     initial = ACPredictor(fresh.predictor.config)
     torch.manual_seed(0)
     frames, cartesian, gripper = blob_episode(0)
     states = np.concatenate([cartesian, gripper[:, None]], 1)[0:13:4]
-    from planner.poses import states_to_actions
+    from vjepa_wm.embodiments.franka import states_to_actions
 
     z = fresh.encode_clips(frames[None, 0:13:4])
     s = torch.tensor(states, dtype=torch.float32)[None]
@@ -122,11 +121,11 @@ def test_bad_config_is_a_one_line_error(tmp_path, capsys):
 
 @pytest.mark.parametrize("name", ["sim.yaml", "droid_vitg.yaml"])
 def test_shipped_configs_load_and_validate(name):
-    from tests.conftest import ROOT
-    from world_model.ac_config import ACTrainConfig
-    from world_model.configuration import load_config
+    from helpers import SHIPPED_CONFIGS
+    from vjepa_wm.world_model.ac_training.config import ACTrainConfig
+    from vjepa_wm.world_model.configuration import load_config
 
-    config = load_config(ACTrainConfig, ROOT / "configs" / "train_ac" / name).validate()
+    config = load_config(ACTrainConfig, SHIPPED_CONFIGS / "train_ac" / name).validate()
     if name == "droid_vitg.yaml":  # the published recipe
         assert (config.run.steps, config.optim.lr, config.optim.start_lr, config.optim.warmup_steps) == (94500, 4.25e-4, 7.5e-5, 4500)
         assert (config.data.frames_per_clip, config.data.row_stride, config.run.rollout_steps) == (8, 4, 2)

@@ -1,6 +1,9 @@
-"""The front door: the `vjepa-wm` command line, which ties the rooms together.
+"""vjepa_wm: world-model planning for robots. This package is the import root of every room
+(`vjepa_wm.embodiments`, `.world_model`, `.datasets`, `.planner`, `.sim`, `.ros_nodes`) and the top
+floor: the `vjepa-wm` command line, evaluations, benchmarks and the bundled models."""
+from importlib.metadata import PackageNotFoundError, version
 
-Each subcommand lives in `vjepa_wm.commands.<name>` and imports its room lazily, so
-`vjepa-wm --help` stays fast.
-"""
-__version__ = "0.1.0"
+try:
+    __version__ = version("vjepa_wm")  # from package.xml, through the installed metadata
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0+unknown"

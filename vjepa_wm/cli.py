@@ -1,38 +1,33 @@
 """`vjepa-wm`: one entry point with subcommands.
 
-User errors (bad paths, corrupt checkpoints, malformed inputs, bad configs) are printed as one
-line and exit with status 2; set VJEPA_WM_DEBUG=1 to see the traceback instead.
+Each subcommand lives in `vjepa_wm.commands.<name>` and is one typed dataclass config (its options and
+``--help`` are generated from the fields, see `vjepa_wm.config_cli`); the heavy parts of its rooms
+(PyBullet, TensorFlow, checkpoints) are imported only when it runs. User errors (bad paths, corrupt checkpoints, malformed
+inputs, bad configs) are printed as one line and exit with status 2; set VJEPA_WM_DEBUG=1 to see
+the traceback instead.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import os
 import sys
 
-# subcommand -> module under vjepa_wm.commands (each has `register(subparsers)`).
-COMMANDS = {
-    "demo": "demo",
-    "encode": "encode",
-    "convert": "convert",
-    "bench": "bench",
-    "collect-sim": "collect_sim",
-    "pretrain": "pretrain",
-    "plan": "plan",
-    "train-ac": "train_ac",
-    "eval-sim": "eval_sim",
-}
+from vjepa_wm import __version__
+from vjepa_wm.commands import bench, collect_sim, convert, demo, encode, eval_sim, plan, pretrain, train_ac
+
+COMMANDS = (demo, encode, convert, bench, collect_sim, pretrain, plan, train_ac, eval_sim)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="vjepa-wm",
         description="V-JEPA world-model planning: encode, train, plan, simulate and benchmark.",
+        allow_abbrev=False,
     )
-    parser.add_argument("--version", action="version", version="vjepa-wm 0.1.0")
+    parser.add_argument("--version", action="version", version=f"vjepa-wm {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module_name in COMMANDS.values():
-        importlib.import_module(f"vjepa_wm.commands.{module_name}").register(subparsers)
+    for command in COMMANDS:
+        command.register(subparsers)
     return parser
 
 
@@ -42,9 +37,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 1
-    if extra and not getattr(args, "accepts_overrides", False):
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.overrides = extra
+    if not hasattr(args, "func"):  # a command group (bench) without its subcommand
+        parser.parse_args([args.command, "--help"])
+    args.extra = extra
+    name = " ".join(filter(None, [args.command, getattr(args, "benchmark", None)]))
     try:
         result = args.func(args)
     except KeyboardInterrupt:
@@ -54,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         if os.environ.get("VJEPA_WM_DEBUG"):
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"vjepa-wm {args.command}: error: {message}", file=sys.stderr)
+        print(f"vjepa-wm {name}: error: {message}", file=sys.stderr)
         return 2
     return int(result or 0)
 

@@ -11,7 +11,7 @@ def save_pca_figure(rows: list[tuple[np.ndarray, np.ndarray]], path: str | Path,
 
     The frames shown are the first of each tubelet, so the two rows line up column by column.
     """
-    from planner.plots import pyplot, save_figure
+    from vjepa_wm.planner.plots import pyplot, save_figure
 
     plt = pyplot()
     columns = max(len(maps) for _, maps in rows)

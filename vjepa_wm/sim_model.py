@@ -8,7 +8,7 @@ BUNDLED_SIM_MODEL = Path(__file__).resolve().parent / "assets" / "sim_model"
 
 def load_sim_model(path: str | Path | None = None):
     """`path` or the bundled model, in eval mode; a clear error if neither exists."""
-    from world_model.world_model import load_world_model
+    from vjepa_wm.world_model.checkpoints import load_world_model
 
     source = Path(path) if path else BUNDLED_SIM_MODEL
     if not (source / "config.json").exists() and not source.is_file():

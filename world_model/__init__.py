@@ -1,29 +1,8 @@
-"""World-model room: the V-JEPA encoder (video + image tokenizers, 3D RoPE), the masked and the
-action-conditioned predictors, masks, losses, trainers, checkpoint import/export, preprocessing
-and `WorldModel`.
-
-Heavy submodules are imported on use; the names most users need are re-exported here lazily.
+"""World-model room. At the top, the models for inference: the V-JEPA encoder (`vit`: video + image
+tokenizers, 3D RoPE in `rope`), the masked predictor (`predictor`), the action-conditioned predictor
+(`ac_predictor`), `WorldModel`, preprocessing, feature pictures and typed configs (`configuration`),
+and the CPU RoPE-folding transform the planner applies (`rope_folding`). Below: `checkpoints/`
+(safe loading, atomic writing, every format), `pretraining/` (masks, the 2.1 objective, clip
+sources, trainer), `ac_training/` (loss, latent cache, trainer) and `training/` (what both trainers
+share: DDP, train state, schedules).
 """
-from __future__ import annotations
-
-import importlib
-
-_EXPORTS = {
-    "VisionTransformer": "world_model.vit",
-    "EncoderConfig": "world_model.vit",
-    "encoder_config": "world_model.vit",
-    "load_encoder": "world_model.checkpoints",
-    "save_encoder": "world_model.checkpoints",
-    "ACPredictor": "world_model.ac_predictor",
-    "ACPredictorConfig": "world_model.ac_predictor",
-    "WorldModel": "world_model.world_model",
-    "load_world_model": "world_model.world_model",
-    "save_world_model": "world_model.world_model",
-    "ac_loss": "world_model.losses",
-}
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'world_model' has no attribute {name!r}")

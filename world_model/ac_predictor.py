@@ -19,13 +19,15 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from world_model.layers import LAYER_NORM_EPS, Block, init_vit_weights, rescale_residual_branches
-from world_model.rope import RopeLayout, RopeTables, axis_angles, grid_positions, rope_chunk_size, tables_from_angles
+from vjepa_wm.embodiments.franka import Franka
+
+from .layers import LAYER_NORM_EPS, Block, init_vit_weights, rescale_residual_branches
+from .rope import RopeLayout, RopeTables, axis_angles, grid_positions, rope_chunk_size, tables_from_angles
 
 COND_TOKENS = 2  # action, state
-ROPE_TABLES_KEPT = 8  # step ranges whose RoPE tables (and folded weights) stay cached
+ROPE_TABLES_KEPT = 8  # step ranges whose RoPE tables stay cached
 
-# name -> (predictor width, depth, heads, MLP hidden)
+# name -> (predictor width, depth, heads, MLP hidden): the one table of AC predictor sizes and head counts
 AC_SIZES: dict[str, tuple[int, int, int, int]] = {
     "vitg_ac": (1024, 24, 16, 4096),  # the published V-JEPA 2-AC predictor (~300M)
     "small": (384, 12, 6, 1536),
@@ -42,7 +44,7 @@ class ACPredictorConfig:
     depth: int = 24
     num_heads: int = 16
     mlp_hidden: int = 4096
-    action_dim: int = 7
+    action_dim: int = Franka().action_dim  # the published model: Franka end-effector deltas (also its state width)
     grid: tuple[int, int] = (16, 16)  # patch rows, cols per frame (frame size / 16)
     rope_layout: RopeLayout = "tiled"
     qkv_bias: bool = True
@@ -73,6 +75,12 @@ class ACPredictorConfig:
         if unknown:
             raise ValueError(f"unknown AC predictor config fields: {', '.join(unknown)}")
         return cls(**data)
+
+
+def heads_for_width(width: int) -> int:
+    """Head count of the preset of this width (weights do not record it); else one head per 64 channels."""
+    by_width = {w: heads for w, _, heads, _ in AC_SIZES.values()}
+    return by_width.get(width, max(1, width // 64))
 
 
 def ac_predictor_config(preset: str, embed_dim: int, img_size: int = 256, patch_size: int = 16, **overrides) -> ACPredictorConfig:
@@ -126,7 +134,7 @@ class ACPredictor(nn.Module):
         tables = self._rope_tables.pop(key, None)
         if tables is None:
             tables = self._build_step_rope(first_step, steps, device)
-            tables.reusable = True
+            tables.span = (first_step, steps)
         self._rope_tables[key] = tables  # most recently used last
         while len(self._rope_tables) > ROPE_TABLES_KEPT:
             self._rope_tables.pop(next(iter(self._rope_tables)))
@@ -153,7 +161,7 @@ class ACPredictor(nn.Module):
     # ------------------------------------------------------------------ forward
 
     def embed(self, z: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> torch.Tensor:
-        """``z`` ``[B|1, T*N, D]``, ``actions``/``states`` ``[B, T, 7]`` -> tokens ``[B, T*(N+2), W]``.
+        """``z`` ``[B|1, T*N, D]``, ``actions``/``states`` ``[B, T, A]`` -> tokens ``[B, T*(N+2), W]``.
 
         A batch-1 ``z`` is shared by all B rows (the planner's candidates all start from the same
         observed frame): it is embedded once and broadcast.
@@ -209,7 +217,7 @@ class ACPredictor(nn.Module):
     def forward_step(self, z_t, action_t, state_t, cache: "KVCache") -> torch.Tensor:
         """Predict frame t+1 from step t alone, attending to the cached keys/values of steps < t.
 
-        ``z_t`` ``[B|1, N, D]``, ``action_t``/``state_t`` ``[B, 7]``. Because attention is block-causal,
+        ``z_t`` ``[B|1, N, D]``, ``action_t``/``state_t`` ``[B, A]``. Because attention is block-causal,
         this gives the same numbers as `forward` over the whole sequence (earlier steps never see
         later ones), at the cost of one step instead of all. The cache is extended in place.
         """
@@ -217,7 +225,7 @@ class ACPredictor(nn.Module):
         rope = self.step_rope(cache.steps, 1, x.device)
         new_layers = []
         for index, block in enumerate(self.predictor_blocks):
-            x, kv = block(x, rope, None, cache.layer(index, x.shape[0]), return_kv=True)
+            x, kv = block.forward_cached(x, rope, cache.layer(index, x.shape[0]))
             new_layers.append(kv)
         cache.append(new_layers)
         return self.head(x, 1)

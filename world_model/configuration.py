@@ -1,6 +1,6 @@
 """Typed dataclass configs, settable from YAML files and ``--dotted.flags`` on the command line.
 
-    cfg = load_config(PretrainConfig, "configs/pretrain/tiny_sim.yaml", ["--optim.lr=3e-4", "--data.fps", "4"])
+    cfg = load_config(PretrainConfig, "my_run.yaml", ["--optim.lr=3e-4", "--data.fps", "4"])
 
 Values are parsed as YAML scalars (``3e-4`` -> float, ``[1, 2]`` -> list) and then checked
 against the field's annotated type, so a typo or a wrong type fails with a message naming the key.
@@ -159,9 +159,25 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     node[parts[-1]] = value
 
 
+def default_tree(cls: type) -> dict:
+    """The field defaults of `cls` as a plain tree, without running `cls.__post_init__`: a value
+    that a config derives from others (a task's own step budget, say) is derived again from the
+    final settings, never frozen in from the defaults. Nested defaults (``cem: CEMConfig(samples=64)``)
+    are presets: overriding one of their fields keeps the others."""
+    tree = {}
+    for f in dataclasses.fields(cls):
+        if not f.init:
+            continue
+        if f.default is not dataclasses.MISSING:
+            tree[f.name] = to_dict(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            tree[f.name] = to_dict(f.default_factory())
+    return tree
+
+
 def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | dict | None = None) -> T:
     """Defaults of `cls`, updated by the YAML file at `path`, then by dotted overrides."""
-    tree = to_dict(cls())
+    tree = default_tree(cls)
     if path is not None:
         path = Path(path)
         if not path.is_file():

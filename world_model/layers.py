@@ -9,11 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from world_model.rope import RopeTables, apply_rope, fold_into_projection
-
-# Largest per-layer folded qkv weight (tokens x in x 3*dim floats) worth keeping; see `fold_into_projection`.
-FOLDED_QKV_MAX_BYTES = 64 * 1024 * 1024
-FOLDED_ENTRIES_PER_TABLE = 64
+from .rope import RopeTables, apply_rope
 
 LAYER_NORM_EPS = 1e-6
 
@@ -47,9 +43,10 @@ class Mlp(nn.Module):
 class Attention(nn.Module):
     """Multi-head self-attention with RoPE on q and k, computed by SDPA.
 
-    ``attn_mask`` is a boolean ``[N, N]`` (True = may attend) used by the block-causal AC
-    predictor; ``kv_prefix`` prepends cached keys/values (already rotated) for incremental
-    rollouts and ``return_kv`` hands back this call's rotated keys/values to cache.
+    `forward` attends over the whole sequence (``attn_mask``: boolean ``[N, N]``, True = may
+    attend, as the block-causal AC predictor needs); `forward_cached` attends also to cached keys
+    and values of earlier steps (already rotated) and hands back this call's rotated keys/values
+    to cache, for incremental rollouts.
     """
 
     def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
@@ -61,64 +58,37 @@ class Attention(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(
+    def project(self, x: torch.Tensor, rope: RopeTables | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q, k, v ``[B, heads, N, head_dim]`` of ``x`` ``[B, N, dim]``, q and k rotated by `rope`."""
+        qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4)
+        if rope is None:
+            return qkv.unbind(0)
+        q, k = apply_rope(qkv[:2], rope).unbind(0)  # q and k in one pass
+        return q, k, qkv[2]
+
+    def attend(
         self,
-        x: torch.Tensor,
-        rope: RopeTables | None,
-        attn_mask: torch.Tensor | None = None,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
         kv_prefix: tuple[torch.Tensor, torch.Tensor] | None = None,
-        return_kv: bool = False,
-    ):
-        batch, tokens, dim = x.shape
-        if rope is not None and self._fold_rope(x, rope):
-            q, k, v = self._folded_qkv(x, rope)
-        else:
-            qkv = self.qkv(x).unflatten(-1, (3, self.num_heads, self.head_dim)).permute(2, 0, 3, 1, 4)
-            if rope is not None:
-                q, k = apply_rope(qkv[:2], rope).unbind(0)  # q and k in one pass
-                v = qkv[2]
-            else:
-                q, k, v = qkv.unbind(0)
-        new_kv = (k, v)
+        attn_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """SDPA of q over ``kv_prefix`` + (k, v), then the output projection: ``[B, N, dim]``."""
         if kv_prefix is not None:
             k = torch.cat([kv_prefix[0], k], dim=2)
             v = torch.cat([kv_prefix[1], v], dim=2)
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
-        out = self.proj(out.transpose(1, 2).reshape(batch, tokens, dim))
-        return (out, new_kv) if return_kv else out
+        batch, _, tokens, _ = q.shape
+        return self.proj(out.transpose(1, 2).reshape(batch, tokens, self.num_heads * self.head_dim))
 
-    def _fold_rope(self, x: torch.Tensor, rope: RopeTables) -> bool:
-        """Fold RoPE into the projection for CPU float32 inference with reused, batch-shared tables
-        (the planner's case). On a GPU the rotation is nearly free and bf16 would round the folded
-        weights; in training the weights change every step."""
-        tokens = x.shape[1]
-        return (
-            rope.reusable
-            and not torch.is_grad_enabled()
-            and x.device.type == "cpu"
-            and x.dtype == torch.float32
-            and self.head_dim % 2 == 0
-            and rope.cos.shape[0] == 1
-            and rope.cos.shape[-2] == tokens
-            and tokens * self.qkv.weight.numel() * 4 <= FOLDED_QKV_MAX_BYTES
-        )
+    def forward(self, x: torch.Tensor, rope: RopeTables | None, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.attend(*self.project(x, rope), attn_mask=attn_mask)
 
-    def _folded_qkv(self, x: torch.Tensor, rope: RopeTables):
-        weight, bias = self.qkv.weight, self.qkv.bias
-        # The key changes whenever the weights do (in-place updates bump `_version`).
-        key = (id(self), weight.data_ptr(), weight._version, None if bias is None else bias._version)
-        if key not in rope.folded:
-            if len(rope.folded) >= FOLDED_ENTRIES_PER_TABLE:  # stale entries from weights since updated
-                rope.folded.clear()
-            rope.folded[key] = fold_into_projection(weight, bias, rope, self.num_heads)
-        folded_weight, folded_bias = rope.folded[key]
-        tokens_first = x.transpose(0, 1)  # [N, B, in]: one small matmul per token position
-        if folded_bias is None:
-            qkv = torch.bmm(tokens_first, folded_weight)
-        else:
-            qkv = torch.baddbmm(folded_bias, tokens_first, folded_weight)
-        batch = x.shape[0]
-        return qkv.view(x.shape[1], batch, 3, self.num_heads, self.head_dim).permute(2, 1, 3, 0, 4).unbind(0)
+    def forward_cached(self, x: torch.Tensor, rope: RopeTables | None, kv_prefix) -> tuple[torch.Tensor, tuple]:
+        """(output, this call's rotated (k, v)) attending to ``kv_prefix`` (or None) and to ``x`` itself."""
+        q, k, v = self.project(x, rope)
+        return self.attend(q, k, v, kv_prefix), (k, v)
 
 
 class Block(nn.Module):
@@ -132,13 +102,15 @@ class Block(nn.Module):
         self.norm2 = nn.LayerNorm(dim, eps=LAYER_NORM_EPS)
         self.mlp = Mlp(dim, mlp_hidden)
 
-    def forward(self, x, rope, attn_mask=None, kv_prefix=None, return_kv=False):
-        attn = self.attn(self.norm1(x), rope, attn_mask, kv_prefix, return_kv)
-        if return_kv:
-            attn, kv = attn
+    def forward(self, x: torch.Tensor, rope, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.norm1(x), rope, attn_mask))
+        return x + self.drop_path(self.mlp(self.norm2(x)))
+
+    def forward_cached(self, x: torch.Tensor, rope, kv_prefix) -> tuple[torch.Tensor, tuple]:
+        """(output, this block's new (k, v)) for an incremental step over cached keys/values."""
+        attn, kv = self.attn.forward_cached(self.norm1(x), rope, kv_prefix)
         x = x + self.drop_path(attn)
-        x = x + self.drop_path(self.mlp(self.norm2(x)))
-        return (x, kv) if return_kv else x
+        return x + self.drop_path(self.mlp(self.norm2(x))), kv
 
 
 def init_vit_weights(module: nn.Module, std: float = 0.02) -> None:

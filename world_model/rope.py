@@ -22,7 +22,7 @@ to rotating the leading chunks and appending the untouched rest.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -46,10 +46,9 @@ class RopeTables:
 
     cos: torch.Tensor
     signed_sin: torch.Tensor
-    # Set by owners that hand out the same tables again and again (the AC predictor's step tables);
-    # only then is it worth folding them into projection weights (see `fold_into_projection`).
-    reusable: bool = False
-    folded: dict = field(default_factory=dict, repr=False, compare=False)
+    # (first step, steps) for tables of whole AC-predictor steps, so a transform that precomputed
+    # work for known positions (`world_model.rope_folding`) can recognise them; None otherwise.
+    span: tuple[int, int] | None = None
 
     @property
     def width(self) -> int:
@@ -152,27 +151,3 @@ def apply_rope(x: torch.Tensor, tables: RopeTables) -> torch.Tensor:
     if even != head_dim:
         return torch.cat([out.to(x.dtype), x[..., even:]], dim=-1)
     return out.to(x.dtype)
-
-
-def fold_into_projection(weight: torch.Tensor, bias: torch.Tensor | None, tables: RopeTables, heads: int):
-    """Per-token qkv weights with the rotation built in: ``[N, in, 3*dim]`` and bias ``[N, 1, 3*dim]``.
-
-    The rotation is linear, so rotating ``x @ W_q.T + b_q`` at token n equals projecting with
-    ``W_q.T`` and ``b_q`` rotated at n. A batched matmul over tokens then yields rotated q and k
-    directly: on a CPU that removes the rotation's four passes over the q/k activations, which for
-    the planner's small predictor cost as much as the projection itself. Worth it only when the
-    same tables are used many times (every CEM iteration) and N x in x 3*dim stays small.
-    """
-    out_dim, in_dim = weight.shape
-    dim = out_dim // 3
-    head_dim = dim // heads
-    tokens = tables.cos.shape[-2]
-    columns = weight.t().reshape(in_dim, 3, heads, 1, head_dim)
-    rotated = apply_rope(columns[:, :2], tables)  # [in, 2, heads, N, head_dim]
-    values = columns[:, 2:].expand(-1, -1, -1, tokens, -1)
-    folded_weight = torch.cat([rotated, values], dim=1).permute(3, 0, 1, 2, 4).reshape(tokens, in_dim, out_dim)
-    if bias is None:
-        return folded_weight.contiguous(), None
-    b = bias.reshape(3, heads, 1, head_dim)
-    folded_bias = torch.cat([apply_rope(b[:2], tables), b[2:].expand(-1, -1, tokens, -1)], dim=0)
-    return folded_weight.contiguous(), folded_bias.permute(2, 0, 1, 3).reshape(tokens, 1, out_dim)

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from world_model.layers import LAYER_NORM_EPS, Block, init_vit_weights, rescale_residual_branches
-from world_model.rope import RopeLayout, video_rope_tables
+from vjepa_wm.world_model.layers import LAYER_NORM_EPS, Block, init_vit_weights, rescale_residual_branches
+from vjepa_wm.world_model.rope import RopeLayout, video_rope_tables
 
 Version = Literal["2", "2.1"]
 

@@ -5,39 +5,26 @@
   giving ``[B, T*N, D]`` latents: the V-JEPA 2-AC contract.
 * `rollout(z, state, actions)` imagines the latents that a sequence of actions leads to, feeding
   each normalised prediction back in (with a KV cache, numerically the same as re-running the
-  predictor on the growing trajectory) and integrating the state with `planner.poses`.
-* `energy(z_pred, z_goal)` is the mean L1 distance, the planner's objective.
+  predictor on the growing trajectory) and integrating the state with the model's `Embodiment`
+  (the robot whose actions it was trained on).
 
-`planner.poses` is the one module outside this room that is imported here: it is the pure pose
-math of the state/action contract, a leaf shared by datasets, world_model, planner and sim.
+What the planner minimises over these latents (the energy) is the planner's; reading and writing
+world models is `world_model.checkpoints`'.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from planner.poses import integrate
-from world_model.ac_predictor import ACPredictor, ACPredictorConfig, KVCache
-from world_model.checkpoints import (
-    CheckpointError,
-    ENCODER_KEYS,
-    detect_format,
-    encoder_from_official_state,
-    load_strict,
-    read_our_checkpoint,
-    safe_torch_load,
-    save_our_checkpoint,
-    select_state,
-    strip_prefixes,
-)
-from world_model.preprocessing import DroidTransform
-from world_model.vit import EncoderConfig, VisionTransformer
+from vjepa_wm.embodiments import Embodiment
+
+from .ac_predictor import ACPredictor, KVCache
+from .preprocessing import DroidTransform
+from .vit import VisionTransformer
 
 
 def normalize_latents(z: torch.Tensor) -> torch.Tensor:
@@ -45,20 +32,20 @@ def normalize_latents(z: torch.Tensor) -> torch.Tensor:
     return F.layer_norm(z, (z.shape[-1],))
 
 
-def energy(z_pred: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:
-    """Mean |z_pred - z_goal| over tokens and features, one value per batch row (goal broadcasts)."""
-    return (z_pred - z_goal).abs().flatten(1).mean(dim=1)
-
-
 @dataclass
 class Rollout:
     latents: torch.Tensor  # [B, H, N, D], each frame layer-normalised
-    states: torch.Tensor  # [B, H+1, 7], the start state first
+    states: torch.Tensor  # [B, H+1, S], the start state first
 
 
 class WorldModel(nn.Module):
-    def __init__(self, encoder: VisionTransformer, predictor: ACPredictor, img_size: int = 256):
+    def __init__(self, encoder: VisionTransformer, predictor: ACPredictor, img_size: int, embodiment: Embodiment):
         super().__init__()
+        if predictor.config.action_dim != embodiment.action_dim or embodiment.state_dim != embodiment.action_dim:
+            raise ValueError(
+                f"the predictor takes {predictor.config.action_dim}-D actions and states; {embodiment.name} has "
+                f"{embodiment.action_dim}-D actions and {embodiment.state_dim}-D states"
+            )
         if predictor.config.embed_dim != encoder.config.embed_dim:
             raise ValueError(
                 f"predictor expects {predictor.config.embed_dim}-wide latents, encoder gives {encoder.config.embed_dim}"
@@ -69,6 +56,7 @@ class WorldModel(nn.Module):
         self.encoder = encoder.eval().requires_grad_(False)
         self.predictor = predictor
         self.img_size = img_size
+        self.embodiment = embodiment
         self.transform = DroidTransform(img_size)
 
     def train(self, mode: bool = True):
@@ -115,8 +103,8 @@ class WorldModel(nn.Module):
         return normalize_latents(self.predictor(z, actions, states))
 
     def rollout(self, z: torch.Tensor, state: torch.Tensor, actions: torch.Tensor, cache: KVCache | None = None) -> Rollout:
-        """Imagine ``H`` frames from the current latent ``z`` ``[B|1, N, D]``, state ``[B|1, 7]`` and
-        actions ``[B, H, 7]``; rows of ``z``/``state`` broadcast over the candidates.
+        """Imagine ``H`` frames from the current latent ``z`` ``[B|1, N, D]``, state ``[B|1, S]`` and
+        actions ``[B, H, A]``; rows of ``z``/``state`` broadcast over the candidates.
 
         `cache` may hold already-processed history steps (from `observe_history`).
         """
@@ -131,76 +119,15 @@ class WorldModel(nn.Module):
         for step in range(horizon):
             prediction = self.predictor.forward_step(z_t, actions[:, step], s_t, cache)
             z_t = normalize_latents(prediction)
-            s_t = integrate(s_t, actions[:, step])
+            s_t = self.embodiment.integrate(s_t, actions[:, step])
             latents.append(z_t)
             states.append(s_t)
         return Rollout(torch.stack(latents, 1), torch.stack(states, 1))
 
     def observe_history(self, z: torch.Tensor, actions: torch.Tensor, states: torch.Tensor) -> KVCache:
-        """Run already-executed steps once (``z`` ``[1, T*N, D]``, actions/states ``[1, T, 7]``) into a cache."""
+        """Run already-executed steps once (``z`` ``[1, T*N, D]``, actions/states ``[1, T, A]``) into a cache."""
         cache = KVCache()
         n = self.tokens_per_frame
         for step in range(actions.shape[1]):
             self.predictor.forward_step(z[:, step * n : (step + 1) * n], actions[:, step], states[:, step], cache)
         return cache
-
-    @staticmethod
-    def energy(z_pred: torch.Tensor, z_goal: torch.Tensor) -> torch.Tensor:
-        return energy(z_pred, z_goal)
-
-
-# ---------------------------------------------------------------------------- checkpoints
-
-AC_HEADS_BY_WIDTH = {1024: 16, 384: 6, 192: 3, 96: 3}
-
-
-def infer_ac_config(state: dict[str, torch.Tensor], img_size: int, patch_size: int, source: str = "") -> ACPredictorConfig:
-    try:
-        width, embed_dim = state["predictor_embed.weight"].shape
-        action_dim = state["action_encoder.weight"].shape[1]
-        mlp_hidden = state["predictor_blocks.0.mlp.fc1.weight"].shape[0]
-    except KeyError as err:
-        raise CheckpointError(f"{source}: not a V-JEPA 2-AC predictor (missing {err.args[0]})") from None
-    depth = 1 + max(int(k.split(".")[1]) for k in state if k.startswith("predictor_blocks."))
-    heads = AC_HEADS_BY_WIDTH.get(width, max(1, width // 64))
-    grid = (img_size // patch_size, img_size // patch_size)
-    return ACPredictorConfig(
-        embed_dim=embed_dim, predictor_dim=width, depth=depth, num_heads=heads, mlp_hidden=mlp_hidden,
-        action_dim=action_dim, grid=grid,
-    )
-
-
-def load_world_model(source: str | os.PathLike, img_size: int = 256) -> WorldModel:
-    """Our ``world_model`` directory, or the official V-JEPA 2-AC ``.pt`` (``img_size`` is the frame
-    resolution, which the published file does not record; ours records it)."""
-    path = Path(source)
-    if detect_format(path) == "ours":
-        meta, weights = read_our_checkpoint(path, "world_model")
-        try:
-            encoder = VisionTransformer(EncoderConfig.from_dict(meta["config"]["encoder"]))
-            predictor = ACPredictor(ACPredictorConfig.from_dict(meta["config"]["predictor"]))
-            img_size = int(meta["config"]["img_size"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"{path}: bad world-model config ({err})") from None
-        load_strict(encoder, {k[8:]: v for k, v in weights.items() if k.startswith("encoder.")}, f"{path} (encoder)")
-        load_strict(predictor, {k[10:]: v for k, v in weights.items() if k.startswith("predictor.")}, f"{path} (predictor)")
-        return WorldModel(encoder, predictor, img_size).eval()
-    if path.is_dir():
-        raise CheckpointError(f"{path}: a Hugging Face directory holds no action-conditioned predictor")
-    checkpoint = safe_torch_load(path)
-    encoder = encoder_from_official_state(select_state(checkpoint, None, ENCODER_KEYS, path, "encoder"), source=str(path))
-    predictor_state = strip_prefixes(select_state(checkpoint, "predictor", (), path, "predictor"))
-    predictor = ACPredictor(infer_ac_config(predictor_state, img_size, encoder.config.patch_size, str(path)))
-    load_strict(predictor, predictor_state, f"{path} (predictor)")
-    return WorldModel(encoder, predictor, img_size).eval()
-
-
-def save_world_model(model: WorldModel, target: str | os.PathLike, overwrite: bool = False) -> Path:
-    config = {
-        "encoder": model.encoder.config.to_dict(),
-        "predictor": model.predictor.config.to_dict(),
-        "img_size": model.img_size,
-    }
-    state = {f"encoder.{k}": v for k, v in model.encoder.state_dict().items()}
-    state.update({f"predictor.{k}": v for k, v in model.predictor.state_dict().items()})
-    return save_our_checkpoint(target, "world_model", config, state, overwrite)

@@ -1,1 +1,1 @@
-"""One module per `vjepa-wm` subcommand; each exposes `register(subparsers)`."""
+"""One module per `vjepa-wm` subcommand: a typed config, `run(config)`, and `register(subparsers)`."""

@@ -1,62 +1,80 @@
-"""`vjepa-wm bench NAME`: speed/memory benchmarks; prints a table, `--json FILE` writes the same figures."""
+"""`vjepa-wm bench NAME`: speed/memory benchmarks; each prints a table, `--json FILE` writes the same figures.
+
+Every figure comes with the dense matmul rate measured in the same run (fp32 on a CPU, bf16 on a
+GPU): the machines are shared, so a fraction of that rate is what compares across runs.
+"""
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
+from typing import Literal
+
+from vjepa_wm.config_cli import ConfigCommand, add_config_command
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("bench", help="run a benchmark (encoder, ...)", description=__doc__)
-    bench = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+@dataclass
+class EncoderBench:
+    """Encoder forward frames/s and matmul fraction."""
 
-    encoder = bench.add_parser("encoder", help="encoder forward frames/s and matmul fraction")
-    encoder.add_argument("--presets", default=None, help="comma-separated presets (default: tiny,vit_l on CPU; vit_g on GPU)")
-    encoder.add_argument("--frames", type=int, default=16)
-    encoder.add_argument("--size", type=int, default=256)
-    encoder.add_argument("--batch", type=int, default=1)
-    encoder.add_argument("--repeats", type=int, default=3)
-    encoder.add_argument("--device", default="auto")
-    encoder.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    encoder.set_defaults(func=run_encoder)
+    presets: str | None = None  # comma-separated presets (null: tiny,vit_l on a CPU; tiny,vit_l,vit_g on a GPU)
+    frames: int = 16  # frames per clip
+    size: int = 256  # frame size
+    batch: int = 1  # clips per forward pass
+    repeats: int = 3  # timed runs (the median is reported)
+    device: str = "auto"  # torch device: auto, cpu, cuda, cuda:N
+    json: str | None = None  # also write the figures here as JSON
 
-    pretrain = bench.add_parser("pretrain", help="pretraining clips/s, matmul fraction and peak GPU memory")
-    pretrain.add_argument("--presets", default=None, help="comma-separated: tiny, vit_l, vit_g (default: tiny on CPU; tiny,vit_l on GPU)")
-    pretrain.add_argument("--frames", type=int, default=None, help="default: the first phase of the preset's shipped config")
-    pretrain.add_argument("--size", type=int, default=None, help="default: the first phase of the preset's shipped config")
-    pretrain.add_argument("--batch", type=int, default=None, help="clips per step (default 8 for tiny, 24 for vit_l/vit_g)")
-    pretrain.add_argument("--config", default=None, help="measure the model of this pretrain config instead of the shipped one")
-    pretrain.add_argument("--repeats", type=int, default=3)
-    pretrain.add_argument("--device", default="auto")
-    pretrain.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    pretrain.set_defaults(func=run_pretrain)
 
-    droid = bench.add_parser("droid", help="raw-DROID decode clips/s on CPU (generated dataset unless --data)")
-    droid.add_argument("--data", help="raw DROID folder or episode list to read instead of a generated dataset")
-    droid.add_argument("--sizes", default="180x320,720x1280", help="generated resolutions, HEIGHTxWIDTH, comma-separated")
-    droid.add_argument("--episodes", type=int, default=8)
-    droid.add_argument("--rows", type=int, default=120, help="h5 rows (15 Hz steps) per generated episode")
-    droid.add_argument("--workers", default="0,2", help="DataLoader worker counts, comma-separated")
-    droid.add_argument("--frames", type=int, default=8)
-    droid.add_argument("--stride", type=int, default=4, help="h5 rows between sampled frames")
-    droid.add_argument("--clips-per-episode", type=int, default=4)
-    droid.add_argument("--repeats", type=int, default=3)
-    droid.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    droid.set_defaults(func=run_droid)
+@dataclass
+class PretrainBench:
+    """Pretraining clips/s, matmul fraction and peak GPU memory."""
 
-    ac = bench.add_parser("ac", help="AC predictor training steps/s (+ raw-DROID decode clips/s)")
-    ac.add_argument("--configs", default=None, help="sim,published (default: both on a GPU, sim on a CPU)")
-    ac.add_argument("--repeats", type=int, default=3)
-    ac.add_argument("--no-decode", action="store_true", help="skip the raw-DROID decode measurement")
-    ac.add_argument("--device", default="auto")
-    ac.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    ac.set_defaults(func=run_ac)
+    presets: str | None = None  # comma-separated: tiny, vit_l, vit_g (null: tiny on a CPU; tiny,vit_l on a GPU)
+    frames: int | None = None  # frames per clip (null: the first phase of the preset's shipped config)
+    size: int | None = None  # frame size (null: the first phase of the preset's shipped config)
+    batch: int | None = None  # clips per step (null: 8 for tiny, 24 for vit_l / vit_g)
+    pretrain_config: str | None = None  # measure the model of this pretrain config instead of the shipped one
+    repeats: int = 3  # timed steps (the median is reported)
+    device: str = "auto"  # torch device: auto, cpu, cuda, cuda:N
+    json: str | None = None  # also write the figures here as JSON
 
-    plan = bench.add_parser("plan", help="seconds per planned action and matmul fraction")
-    plan.add_argument("--configs", default=None, help="published,lean,sim (default: all on a GPU, sim on a CPU)")
-    plan.add_argument("--model", help="world model to use for the sim configuration (default: random weights)")
-    plan.add_argument("--repeats", type=int, default=3)
-    plan.add_argument("--device", default="auto")
-    plan.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
-    plan.set_defaults(func=run_plan)
+
+@dataclass
+class DroidBench:
+    """Raw-DROID decode clips/s on a CPU (a generated dataset unless --data)."""
+
+    data: str | None = None  # raw DROID folder or episode list to read instead of a generated dataset
+    sizes: str = "180x320,720x1280"  # generated resolutions, HEIGHTxWIDTH, comma-separated
+    episodes: int = 8  # generated episodes per resolution
+    rows: int = 120  # h5 rows (15 Hz steps) per generated episode
+    workers: str = "0,2"  # DataLoader worker counts, comma-separated
+    frames: int = 8  # frames per clip
+    stride: int = 4  # h5 rows between sampled frames
+    clips_per_episode: int = 4  # clips cut from each episode per pass
+    repeats: int = 3  # timed passes (the median is reported)
+    json: str | None = None  # also write the figures here as JSON
+
+
+@dataclass
+class ACBench:
+    """AC predictor training steps/s (and raw-DROID decode clips/s)."""
+
+    configs: str | None = None  # sim,published (null: both on a GPU, sim on a CPU)
+    repeats: int = 3  # timed steps (the median is reported)
+    decode: bool = True  # also measure raw-DROID decoding (what the training step consumes)
+    device: str = "auto"  # torch device: auto, cpu, cuda, cuda:N
+    json: str | None = None  # also write the figures here as JSON
+
+
+@dataclass
+class PlanBench:
+    """Seconds per planned action and matmul fraction."""
+
+    configs: str | None = None  # published,lean,sim (null: all on a GPU, sim on a CPU)
+    model: str | None = None  # world model for the sim configuration (null: the bundled one)
+    rope_folding: Literal["both", "on", "off"] = "both"  # on a CPU: plan with RoPE folded, plain, or both side by side
+    repeats: int = 3  # timed actions (the median is reported)
+    device: str = "auto"  # torch device: auto, cpu, cuda, cuda:N
+    json: str | None = None  # also write the figures here as JSON
 
 
 def selection(text: str | None, device, gpu_default: str, cpu_default: str) -> list[str]:
@@ -65,64 +83,84 @@ def selection(text: str | None, device, gpu_default: str, cpu_default: str) -> l
 
 
 def report(records: list[dict], columns: list[str], json_path: str | None) -> int:
-    from benchmarks.common import print_table, write_json
+    from vjepa_wm.benchmarks.common import print_table, write_json
 
     print_table(records, columns)
     write_json(json_path, records)
     return 0
 
 
-def run_droid(args: argparse.Namespace) -> int:
-    from benchmarks import droid
+def run_encoder(config: EncoderBench) -> int:
+    from vjepa_wm.benchmarks import encoder
+    from vjepa_wm.benchmarks.common import pick_device
 
-    workers = [int(w) for w in args.workers.split(",") if w.strip()]
-    records = droid.run(args.data, droid.parse_sizes(args.sizes), args.episodes, args.rows, workers, args.frames,
-                        args.stride, args.clips_per_episode, args.repeats)
-    return report(records, droid.COLUMNS, args.json)
+    device = pick_device(config.device)
+    presets = selection(config.presets, device, "tiny,vit_l,vit_g", "tiny,vit_l")
+    records = encoder.run(presets, device, config.frames, config.size, config.batch, config.repeats)
+    return report(records, encoder.COLUMNS, config.json)
 
 
-def run_ac(args: argparse.Namespace) -> int:
-    from benchmarks import ac, droid
-    from benchmarks.common import pick_device, print_table, write_json
+def run_pretrain(config: PretrainBench) -> int:
+    from pathlib import Path
 
-    device = pick_device(args.device)
-    records = ac.run(selection(args.configs, device, "sim,published", "sim"), device, args.repeats)
+    from vjepa_wm.benchmarks import pretrain
+    from vjepa_wm.benchmarks.common import pick_device
+
+    device = pick_device(config.device)
+    presets = selection(config.presets, device, "tiny,vit_l", "tiny")
+    path = Path(config.pretrain_config) if config.pretrain_config else None
+    records = pretrain.run(presets, device, config.frames, config.size, config.batch, config.repeats, path)
+    return report(records, pretrain.COLUMNS, config.json)
+
+
+def run_droid(config: DroidBench) -> int:
+    from vjepa_wm.benchmarks import droid
+
+    workers = [int(w) for w in config.workers.split(",") if w.strip()]
+    records = droid.run(config.data, droid.parse_sizes(config.sizes), config.episodes, config.rows, workers, config.frames,
+                        config.stride, config.clips_per_episode, config.repeats)
+    return report(records, droid.COLUMNS, config.json)
+
+
+def run_ac(config: ACBench) -> int:
+    from vjepa_wm.benchmarks import ac, droid
+    from vjepa_wm.benchmarks.common import pick_device, print_table, write_json
+
+    device = pick_device(config.device)
+    records = ac.run(selection(config.configs, device, "sim,published", "sim"), device, config.repeats)
     print_table(records, ac.COLUMNS)
-    if not args.no_decode:
-        decode = droid.run(None, [(180, 320)], 8, 120, [0], 8, 4, 4, args.repeats)
+    if config.decode:
+        decode = droid.run(None, [(180, 320)], 8, 120, [0], 8, 4, 4, config.repeats)
         print_table(decode, droid.COLUMNS)
         records = records + decode
-    write_json(args.json, records)
+    write_json(config.json, records)
     return 0
 
 
-def run_encoder(args: argparse.Namespace) -> int:
-    from benchmarks import encoder
-    from benchmarks.common import pick_device
+def run_plan(config: PlanBench) -> int:
+    from vjepa_wm.benchmarks import plan
+    from vjepa_wm.benchmarks.common import pick_device
 
-    device = pick_device(args.device)
-    presets = selection(args.presets, device, "tiny,vit_l,vit_g", "tiny,vit_l")
-    records = encoder.run(presets, device, args.frames, args.size, args.batch, args.repeats)
-    return report(records, encoder.COLUMNS, args.json)
-
-
-def run_plan(args: argparse.Namespace) -> int:
-    from benchmarks import plan
-    from benchmarks.common import pick_device
-
-    device = pick_device(args.device)
-    records = plan.run(selection(args.configs, device, "published,lean,sim", "sim"), device, args.model, args.repeats)
-    return report(records, plan.COLUMNS, args.json)
+    device = pick_device(config.device)
+    folding = {"both": (True, False), "on": (True,), "off": (False,)}[config.rope_folding]
+    records = plan.run(selection(config.configs, device, "published,lean,sim", "sim"), device, config.model, config.repeats,
+                       folding)
+    return report(records, plan.COLUMNS, config.json)
 
 
-def run_pretrain(args: argparse.Namespace) -> int:
-    from pathlib import Path
+BENCHMARKS = {
+    "encoder": (EncoderBench, run_encoder),
+    "pretrain": (PretrainBench, run_pretrain),
+    "droid": (DroidBench, run_droid),
+    "ac": (ACBench, run_ac),
+    "plan": (PlanBench, run_plan),
+}
 
-    from benchmarks import pretrain
-    from benchmarks.common import pick_device
 
-    device = pick_device(args.device)
-    presets = selection(args.presets, device, "tiny,vit_l", "tiny")
-    config = Path(args.config) if args.config else None
-    records = pretrain.run(presets, device, args.frames, args.size, args.batch, args.repeats, config)
-    return report(records, pretrain.COLUMNS, args.json)
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("bench", help="run a benchmark (encoder, pretrain, droid, ac, plan)", description=__doc__)
+    benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
+    for name, (config_class, run) in BENCHMARKS.items():
+        doc = config_class.__doc__.strip()
+        add_config_command(benchmarks, name, ConfigCommand(config_class, run), help=doc[0].lower() + doc[1:].rstrip("."),
+                           description=doc)

@@ -1,31 +1,40 @@
-"""`vjepa-wm convert SRC DST`: move encoder weights between checkpoint formats.
+"""`vjepa-wm convert SOURCE TARGET`: move encoder weights between checkpoint formats.
 
-SRC may be an official V-JEPA 2 / 2.1 .pt, a Hugging Face VJEPA2Model directory or one of our
-directories; DST is written as --to ours (default), hf or official. An existing DST is never
+SOURCE may be an official V-JEPA 2 / 2.1 .pt, a Hugging Face VJEPA2Model directory or one of our
+directories; TARGET is written as --to ours (default), hf or official. An existing TARGET is never
 replaced without --force.
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
+from typing import Literal
+
+from vjepa_wm.config_cli import ConfigCommand, add_config_command, positional
+
+
+@dataclass
+class ConvertConfig:
+    source: str = positional("")  # the checkpoint to read
+    target: str = positional("")  # where to write it
+    to: Literal["ours", "hf", "official"] = "ours"  # output format
+    key: str | None = None  # state-dict key inside an official .pt (null: target_encoder)
+    num_heads: int | None = None  # head count, for widths that are not published sizes
+    force: bool = False  # replace an existing target
+
+
+def run(config: ConvertConfig) -> int:
+    from vjepa_wm.world_model.checkpoints import export_encoder, load_encoder
+
+    if not config.source or not config.target:
+        raise ValueError("give SOURCE and TARGET (vjepa-wm convert SOURCE TARGET --to ours|hf|official)")
+    model = load_encoder(config.source, key=config.key, num_heads=config.num_heads)
+    c = model.config
+    path = export_encoder(model, config.target, config.to, overwrite=config.force)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"V-JEPA {c.version} encoder {c.embed_dim}/{c.depth}/{c.num_heads} heads ({params / 1e6:.1f}M params) -> {path} [{config.to}]")
+    return 0
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("convert", help="convert encoder checkpoints between formats", description=__doc__)
-    parser.add_argument("source")
-    parser.add_argument("target")
-    parser.add_argument("--to", choices=["ours", "hf", "official"], default="ours", help="output format (default ours)")
-    parser.add_argument("--key", help="state-dict key inside an official .pt (default: target_encoder)")
-    parser.add_argument("--num-heads", type=int, help="head count, for widths that are not published sizes")
-    parser.add_argument("--force", action="store_true", help="replace an existing target")
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    from world_model.checkpoints import export_encoder, load_encoder
-
-    model = load_encoder(args.source, key=args.key, num_heads=args.num_heads)
-    c = model.config
-    path = export_encoder(model, args.target, args.to, overwrite=args.force)
-    params = sum(p.numel() for p in model.parameters())
-    print(f"V-JEPA {c.version} encoder {c.embed_dim}/{c.depth}/{c.num_heads} heads ({params / 1e6:.1f}M params) -> {path} [{args.to}]")
-    return 0
+    add_config_command(subparsers, "convert", ConfigCommand(ConvertConfig, run),
+                       help="convert encoder checkpoints between formats", description=__doc__)

@@ -9,53 +9,58 @@ PCA picture.
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
+
+from vjepa_wm.config_cli import ConfigCommand, add_config_command
 
 
-def register(subparsers) -> None:
-    parser = subparsers.add_parser("demo", help="run the main demo on built-in defaults", description=__doc__)
-    parser.add_argument("--what", choices=["plan", "encode"], default="plan")
-    parser.add_argument("--task", default="reach", choices=["reach", "grasp", "reach_with_object", "pick_and_place"])
-    parser.add_argument("--episodes", type=int, default=3)
-    parser.add_argument("--max-steps", type=int, help="control steps per episode (default: 20, pick_and_place 30)")
-    parser.add_argument("--seed", type=int, default=20_000)
-    parser.add_argument("--out", default="outputs/demo", help="output folder (default outputs/demo)")
-    parser.set_defaults(func=run)
+@dataclass
+class DemoConfig:
+    what: Literal["plan", "encode"] = "plan"  # plan: goal-image planning in the sim; encode: features of a generated clip
+    task: str = "reach"  # sim task: reach, grasp, reach_with_object or pick_and_place
+    episodes: int = 3  # seeded episodes to plan
+    max_steps: int | None = None  # control steps per episode (null: the task's own, 20; 30 for pick_and_place)
+    seed: int = 20_000  # first episode seed
+    out: str = "outputs/demo"  # folder for the videos, plots and pictures
 
 
-def run(args: argparse.Namespace) -> int:
-    return encode_demo(Path(args.out)) if args.what == "encode" else plan_demo(args)
+def run(config: DemoConfig) -> int:
+    return encode_demo(Path(config.out)) if config.what == "encode" else plan_demo(config)
 
 
-def plan_demo(args: argparse.Namespace) -> int:
-    from vjepa_wm.sim_eval import SimEvalConfig, evaluate
+def plan_demo(config: DemoConfig) -> int:
+    from vjepa_wm.evaluation.sim import SimEvalConfig, evaluate
     from vjepa_wm.sim_model import BUNDLED_SIM_MODEL, load_sim_model
 
     model = load_sim_model()
-    config = SimEvalConfig(task=args.task, episodes=args.episodes, seed=args.seed, max_steps=args.max_steps)
-    print(f"planning with {BUNDLED_SIM_MODEL.name} ({config.cem.samples} samples x {config.cem.iterations} iterations "
-          f"per action, {config.max_steps} actions per episode, CPU)")
-    report = evaluate(model, config, args.out, videos=args.episodes, progress=False)
+    sim = SimEvalConfig(task=config.task, episodes=config.episodes, seed=config.seed, max_steps=config.max_steps,
+                        out=config.out, videos=config.episodes)
+    print(f"planning with {BUNDLED_SIM_MODEL.name} ({sim.cem.samples} samples x {sim.cem.iterations} iterations "
+          f"per action, {sim.max_steps} actions per episode, CPU)")
+    report = evaluate(model, sim, progress=False)
     for result in report["results"]:
         outcome = "success" if result["success"] else "failure"
         print(f"episode seed {result['seed']}: {outcome}, end effector {100 * result['goal_distance']:.1f} cm from the goal, "
               f"{result['steps']} actions, {result['seconds_per_action']:.3f} s per action")
-    print(f"success rate {report['success_rate']:.2f} over {report['episodes']} {args.task} episodes")
-    print(f"rollout videos and energy plots -> {args.out}")
+    print(f"success rate {report['success_rate']:.2f} over {report['episodes']} {config.task} episodes")
+    print(f"rollout videos and energy plots -> {config.out}")
     return 0
 
 
 def encode_demo(out: Path) -> int:
-    from datasets.moving_shapes import moving_shapes_clip
-    from datasets.video_io import write_mp4
-    from vjepa_wm.cli import main
+    from vjepa_wm.commands.encode import EncodeConfig
+    from vjepa_wm.commands.encode import run as encode
+    from vjepa_wm.datasets.moving_shapes import moving_shapes_clip
+    from vjepa_wm.datasets.video_io import write_mp4
 
     clip = write_mp4(out / "moving_shapes.mp4", moving_shapes_clip(num_frames=32, size=160, seed=0), fps=4)
     print(f"clip -> {clip}")
-    return main(
-        [
-            "encode", str(clip), "--random", "tiny", "--version", "2.1", "--frames", "16", "--fps", "4",
-            "--crop", "128", "--out", str(out / "features.npy"), "--pca", str(out / "features_pca.png"),
-        ]
-    )
+    return encode(EncodeConfig(inputs=[str(clip)], random="tiny", version="2.1", frames=16, fps=4.0, crop=128,
+                               out=str(out / "features.npy"), pca=str(out / "features_pca.png")))
+
+
+def register(subparsers) -> None:
+    add_config_command(subparsers, "demo", ConfigCommand(DemoConfig, run), help="run the main demo on built-in defaults",
+                       description=__doc__)

@@ -1,22 +1,23 @@
-"""`vjepa-wm train-ac --config CONFIG.yaml [--section.key=value ...]`: train the action-conditioned
-predictor on DROID (raw episodes or RLDS) or on our sim recordings (which use the raw layout).
+"""`vjepa-wm train-ac`: train the action-conditioned predictor on DROID (raw episodes or RLDS) or on
+our sim recordings (which use the raw layout).
 
-Runs on one process or under `torchrun --nproc_per_node N -m vjepa_wm train-ac ...` (DDP; NCCL on
-GPUs, gloo on CPUs). With `data.cache_dir` the clips are encoded once into a latent cache first.
-The trained model is written to `<run.out_dir>/world_model` in our format.
+Settings come from --config (a YAML file or a shipped config: sim, sim_stage2, droid_vitg), then
+from the options below. Runs on one process or under `torchrun --nproc_per_node N -m vjepa_wm
+train-ac ...` (DDP; NCCL on GPUs, gloo on CPUs). With data.cache_dir the clips are encoded once
+into a latent cache first. The trained model is written to <run.out_dir>/world_model in our format.
 """
 from __future__ import annotations
 
-import argparse
 import zlib
 from pathlib import Path
 
+from vjepa_wm.config_cli import ConfigCommand, add_config_command
+from vjepa_wm.world_model.ac_training.config import ACTrainConfig
+
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("train-ac", help="train the action-conditioned predictor", description=__doc__)
-    parser.add_argument("--config", help="YAML config (see configs/train_ac/); dotted flags override it")
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
-    parser.set_defaults(func=run, accepts_overrides=True)
+    add_config_command(subparsers, "train-ac", ConfigCommand(ACTrainConfig, run, shipped="train_ac"),
+                       help="train the action-conditioned predictor", description=__doc__)
 
 
 def split_episodes(episodes: list[Path], fraction: float) -> tuple[list[Path], list[Path]]:
@@ -32,7 +33,7 @@ def split_episodes(episodes: list[Path], fraction: float) -> tuple[list[Path], l
 
 
 def droid_config(data, seed: int, shuffle: bool = True):
-    from datasets.droid_common import DroidConfig
+    from vjepa_wm.datasets.droid.common import DroidConfig
 
     return DroidConfig(frames_per_clip=data.frames_per_clip, row_stride=data.row_stride, clips_per_episode=data.clips_per_episode,
                        camera=data.camera, success_only=data.success_only, shuffle=shuffle, seed=seed)
@@ -42,16 +43,16 @@ def clip_source(data, sources, batch_size: int, seed: int, shuffle: bool = True)
     """A BatchSource over DROID clips: raw episode lists or an RLDS folder, DataLoader with workers."""
     from torch.utils.data import DataLoader
 
-    from datasets.droid_common import collate_clips
-    from world_model.ac_train import BatchSource
+    from vjepa_wm.datasets.droid.common import collate_clips
+    from vjepa_wm.world_model.ac_training.trainer import BatchSource
 
     def make(epoch: int):
         if data.format == "raw":
-            from datasets.droid_raw_reader import DroidRawDataset
+            from vjepa_wm.datasets.droid.raw_reader import DroidRawDataset
 
             dataset = DroidRawDataset(sources, droid_config(data, seed, shuffle))
         else:
-            from datasets.droid_rlds import DroidRLDSDataset
+            from vjepa_wm.datasets.droid.rlds import DroidRLDSDataset
 
             dataset = DroidRLDSDataset(sources, droid_config(data, seed, shuffle))
         dataset.set_epoch(epoch)
@@ -65,8 +66,8 @@ def cached_source(directory, model, batch_size: int, seed: int, rank: int, world
     """A BatchSource over a filled latent cache: a seeded permutation per epoch, dealt to ranks."""
     import torch
 
-    from world_model.ac_train import BatchSource
-    from world_model.latent_cache import LatentClipDataset
+    from vjepa_wm.world_model.ac_training.latent_cache import LatentClipDataset
+    from vjepa_wm.world_model.ac_training.trainer import BatchSource
 
     dataset = LatentClipDataset(directory, model)
 
@@ -80,21 +81,14 @@ def cached_source(directory, model, batch_size: int, seed: int, rank: int, world
     return BatchSource(make)
 
 
-def run(args: argparse.Namespace) -> int:
+def run(config: ACTrainConfig) -> int:
     import logging
     import os
 
-    from world_model.ac_config import ACTrainConfig
-    from world_model.ac_train import build_world_model, train_ac
-    from world_model.configuration import load_config, save_config, to_dict
+    from vjepa_wm.world_model.ac_training.trainer import build_world_model, train_ac
+    from vjepa_wm.world_model.configuration import save_config
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    config = load_config(ACTrainConfig, args.config, args.overrides)
-    if args.print_config:
-        import yaml
-
-        print(yaml.safe_dump(to_dict(config), sort_keys=False))
-        return 0
     config.validate()
     data, run_cfg = config.data, config.run
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
@@ -104,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         save_config(config, out / "config.yaml")
 
     if data.format == "raw":
-        from datasets.droid_raw_reader import list_raw_episodes
+        from vjepa_wm.datasets.droid.raw_reader import list_raw_episodes
 
         episodes = list_raw_episodes(data.path)
         if data.val_path:
@@ -116,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         train_sources, val_sources = data.path, data.val_path
 
     if data.cache_dir:
-        from world_model.latent_cache import fill_cache
+        from vjepa_wm.world_model.ac_training.latent_cache import fill_cache
 
         model = build_world_model(config)
         cache = Path(data.cache_dir)

@@ -1,0 +1,233 @@
+"""Training the action-conditioned predictor (the encoder stays frozen), single process or `torchrun`.
+
+The trainer consumes batches from a `BatchSource` (built by the caller from `datasets/` readers
+or a latent cache), so this room never imports the dataset room. A batch is a dict with either
+``frames`` uint8 ``[B, T, H, W, 3]`` (encoded here, per frame, with the frozen encoder) or
+``latents`` ``[B, T*N, D]`` (pre-encoded), plus ``states`` ``[B, T, S]`` and ``actions``
+``[B, T-1, A]`` in the layout of the configured embodiment.
+
+Resuming is exact: the checkpoint holds the predictor, the optimizer, the step, the data
+position (epoch and batches consumed in it) and every RNG state; the data stream is
+deterministic for a given epoch, so the resumed run sees the same batches in the same order.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from vjepa_wm.embodiments import get_embodiment
+from vjepa_wm.world_model.ac_predictor import ACPredictor, ac_predictor_config
+from vjepa_wm.world_model.ac_training.config import ACTrainConfig
+from vjepa_wm.world_model.ac_training.loss import ac_loss
+from vjepa_wm.world_model.checkpoints import load_encoder, load_world_model, save_world_model
+from vjepa_wm.world_model.configuration import to_dict
+from vjepa_wm.world_model.training.distributed import DistContext, barrier, gather_objects, init_distributed, mean_across, shutdown
+from vjepa_wm.world_model.training.schedules import WarmupConstantCooldown
+from vjepa_wm.world_model.training.train_state import latest_checkpoint, load_train_state, rng_state, save_train_state, set_rng_state
+from vjepa_wm.world_model.world_model import WorldModel, normalize_latents
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchSource:
+    """A deterministic, epoch-indexed stream of batches: `make(epoch)` must give the same batches
+    in the same order every time it is called with the same epoch."""
+
+    make: Callable[[int], Iterable[dict]]
+
+
+class BatchStream:
+    """Iterates a `BatchSource` across epochs and remembers the position (epoch, batch in epoch)."""
+
+    def __init__(self, source: BatchSource, epoch: int = 0, consumed: int = 0):
+        self.source, self.epoch, self.consumed = source, epoch, consumed
+        self._iterator: Iterator[dict] | None = None
+
+    def _open(self) -> None:
+        self._iterator = iter(self.source.make(self.epoch))
+        for _ in range(self.consumed):  # replay to the saved position
+            next(self._iterator)
+
+    def next(self) -> dict:
+        if self._iterator is None:
+            self._open()
+        for _ in range(2):
+            try:
+                batch = next(self._iterator)
+                self.consumed += 1
+                return batch
+            except StopIteration:
+                self.epoch, self.consumed = self.epoch + 1, 0
+                self._iterator = iter(self.source.make(self.epoch))
+        raise ValueError("the training data yields no batches (every episode was skipped or filtered?)")
+
+
+def build_world_model(config: ACTrainConfig) -> WorldModel:
+    m = config.model
+    if m.init:
+        model = load_world_model(m.init, img_size=m.img_size)
+        if model.embodiment.name != m.embodiment:
+            raise ValueError(f"model.init {m.init} is a {model.embodiment.name} model, not a {m.embodiment} one (model.embodiment)")
+    else:
+        embodiment = get_embodiment(m.embodiment)
+        encoder = load_encoder(m.encoder, key=m.encoder_key)
+        overrides = {"depth": m.predictor_depth} if m.predictor_depth else {}
+        predictor = ACPredictor(
+            ac_predictor_config(m.predictor, encoder.embed_dim, m.img_size, encoder.config.patch_size,
+                                action_dim=embodiment.action_dim, **overrides)
+        )
+        model = WorldModel(encoder, predictor, m.img_size, embodiment)
+    model.predictor.config.activation_checkpointing = config.run.activation_checkpointing
+    return model
+
+
+def make_optimizer(predictor: torch.nn.Module, config: ACTrainConfig) -> torch.optim.AdamW:
+    """AdamW; weight decay off for biases and other 1-D parameters (norms)."""
+    decay, no_decay = [], []
+    for param in predictor.parameters():
+        (no_decay if param.ndim <= 1 else decay).append(param)
+    o = config.optim
+    groups = [{"params": decay, "weight_decay": o.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=o.start_lr, betas=tuple(o.betas), eps=o.eps)
+
+
+def batch_latents(model: WorldModel, batch: dict, device: torch.device) -> torch.Tensor:
+    if "latents" in batch:
+        return normalize_latents(batch["latents"].to(device).float())
+    return model.encode_clips(batch["frames"])
+
+
+def evaluate(model: WorldModel, predictor, batches: Iterable[dict], config: ACTrainConfig, device, autocast) -> dict | None:
+    """Mean validation losses over up to `run.val_batches` batches (None without validation data)."""
+    totals, count = torch.zeros(3, device=device), 0
+    predictor.eval()
+    with torch.no_grad(), autocast:
+        for index, batch in enumerate(batches):
+            if index >= config.run.val_batches:
+                break
+            z = batch_latents(model, batch, device)
+            loss = ac_loss(model.predictor, z, batch["actions"].to(device), batch["states"].to(device), config.run.rollout_steps)
+            totals += torch.stack([loss.total, loss.teacher_forcing, loss.rollout]).float()
+            count += 1
+    predictor.train()
+    if count == 0:
+        return None
+    values = (totals / count).tolist()
+    return {"val/loss": values[0], "val/teacher_forcing": values[1], "val/rollout": values[2]}
+
+
+def train_ac(config: ACTrainConfig, train: BatchSource, val: BatchSource | None = None, progress: bool = True) -> Path:
+    """Train; returns the exported world model directory (``<out_dir>/world_model``)."""
+    config.validate()
+    run = config.run
+    context, device = init_distributed(run.device)
+    try:
+        return _train(config, train, val, context, device, progress)
+    finally:
+        shutdown(context)
+
+
+def _train(config: ACTrainConfig, train: BatchSource, val: BatchSource | None, context: DistContext, device, progress: bool) -> Path:
+    from tqdm import tqdm
+
+    run = config.run
+    out = Path(run.out_dir)
+    checkpoints = out / "checkpoints"
+    torch.manual_seed(run.seed + context.rank)
+    model = build_world_model(config).to(device)
+    model.train()
+    predictor = model.predictor
+    optimizer = make_optimizer(predictor, config)
+    o = config.optim
+    schedule = WarmupConstantCooldown(lr=o.lr, total_steps=run.steps, warmup_steps=o.warmup_steps, start_lr=o.start_lr,
+                                      cooldown_steps=o.decay_steps, final_lr=o.final_lr)
+    step, epoch, consumed = 0, 0, 0
+    resume_from = latest_checkpoint(checkpoints) if run.resume else None
+    if resume_from is not None:
+        state = load_train_state(resume_from)
+        predictor.load_state_dict(state["predictor"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, epoch, consumed = int(state["step"]), int(state["epoch"]), int(state["consumed"])
+        set_rng_state(state["rng"][min(context.rank, len(state["rng"]) - 1)])
+        log.info("resumed from %s at step %d", resume_from, step)
+    trained = DistributedDataParallel(predictor, device_ids=[device.index] if device.type == "cuda" else None) if context.active else predictor
+    stream = BatchStream(train, epoch, consumed)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda" and run.bf16)
+    writer = None
+    if context.is_main and run.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(out / "tensorboard"))
+    bar = tqdm(total=run.steps, initial=step, desc="train-ac", unit="step", disable=not (progress and context.is_main))
+    last_log = time.perf_counter()
+    while step < run.steps:
+        batch = stream.next()
+        lr = schedule(step)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with torch.no_grad():
+            z = batch_latents(model, batch, device)
+        actions, states = batch["actions"].to(device), batch["states"].to(device)
+        with autocast:
+            loss = ac_loss(trained, z, actions, states, run.rollout_steps)
+        if not torch.isfinite(loss.total):
+            raise FloatingPointError(f"non-finite loss at step {step}; lower optim.lr or check the data")
+        optimizer.zero_grad(set_to_none=True)
+        loss.total.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(predictor.parameters(), o.grad_clip if o.grad_clip > 0 else math.inf)
+        optimizer.step()
+        step += 1
+        bar.update(1)
+        if step % run.log_every == 0 or step == run.steps:
+            values = mean_across(torch.stack([loss.total, loss.teacher_forcing, loss.rollout]).detach().float(), context).tolist()
+            bar.set_postfix(loss=f"{values[0]:.4f}", lr=f"{lr:.2e}")
+            if writer is not None:
+                now = time.perf_counter()
+                for name, value in zip(("train/loss", "train/teacher_forcing", "train/rollout"), values):
+                    writer.add_scalar(name, value, step)
+                writer.add_scalar("train/lr", lr, step)
+                writer.add_scalar("train/grad_norm", float(grad_norm), step)
+                writer.add_scalar("train/steps_per_s", run.log_every / max(now - last_log, 1e-9), step)
+                last_log = now
+        if val is not None and (step % run.val_every == 0 or step == run.steps):
+            metrics = evaluate(model, predictor, val.make(0), config, device, autocast)
+            if metrics is not None:
+                metrics = dict(zip(metrics, mean_across(torch.tensor(list(metrics.values()), device=device), context).tolist()))
+                if context.is_main:
+                    log.info("step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+                    if writer is not None:
+                        for name, value in metrics.items():
+                            writer.add_scalar(name, value, step)
+        if step % run.save_every == 0 or step == run.steps:
+            _save(checkpoints, step, stream, predictor, optimizer, config, context)
+    bar.close()
+    if writer is not None:
+        writer.close()
+    target = out / "world_model"
+    if context.is_main:
+        save_world_model(model.to("cpu"), target, overwrite=True)
+    barrier(context)
+    return target
+
+
+def _save(directory: Path, step: int, stream: BatchStream, predictor, optimizer, config: ACTrainConfig, context: DistContext) -> None:
+    rngs = gather_objects(rng_state(), context)  # every rank's RNG, restored per rank on resume
+    if context.is_main:
+        payload = {
+            "predictor": predictor.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "epoch": stream.epoch,
+            "consumed": stream.consumed,
+            "rng": rngs,
+            "config": to_dict(config),
+        }
+        save_train_state(directory, step, payload, keep=config.run.keep_checkpoints)
+    barrier(context)
