@@ -134,6 +134,12 @@ def leaves(cls: type, tree: dict | None = None, prefix: str = "") -> list[Leaf]:
     return out
 
 
+@lru_cache(maxsize=None)
+def command_leaves(cls: type) -> tuple[Leaf, ...]:
+    """`leaves` of a command's config class, computed once per process."""
+    return tuple(leaves(cls))
+
+
 def type_label(annotation: Any) -> str:
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
@@ -209,7 +215,7 @@ def shipped_folder(name: str | None) -> Path | None:
 def add_config_command(subparsers, name: str, command: ConfigCommand, help: str, description: str | None = None):
     """Register `name` with one option per field of the command's config class; returns the parser."""
     cls = command.config_class
-    positionals = " ".join(leaf.dotted.upper() for leaf in leaves(cls) if leaf.positional)
+    positionals = " ".join(leaf.dotted.upper() for leaf in command_leaves(cls) if leaf.positional)
     usage = f"%(prog)s {positionals + ' ' if positionals else ''}[--config FILE|NAME] [--section.field VALUE ...]"
     parser = subparsers.add_parser(name, help=help, description=description or help, allow_abbrev=False, usage=usage,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -218,7 +224,7 @@ def add_config_command(subparsers, name: str, command: ConfigCommand, help: str,
     parser.add_argument("--config", metavar="FILE|NAME", help=config_help + "; options given here override it")
     parser.add_argument("--print-config", action="store_true", help="print the resolved settings as YAML and exit")
     groups: dict[str, argparse._ArgumentGroup] = {}
-    for leaf in leaves(cls):
+    for leaf in command_leaves(cls):
         if leaf.positional:
             parser.add_argument(OPTION_PREFIX + leaf.dotted, metavar=leaf.dotted.upper(), nargs=leaf.positional,
                                 default=argparse.SUPPRESS, help=leaf.doc)
@@ -263,7 +269,7 @@ def _add_leaf(group, leaf: Leaf) -> None:
 
 def given_settings(command: ConfigCommand, args: argparse.Namespace) -> dict[str, Any]:
     """The settings typed on the command line, as {dotted: value} (text fields as typed, the rest as YAML)."""
-    by_name = {leaf.dotted: leaf for leaf in leaves(command.config_class)}
+    by_name = {leaf.dotted: leaf for leaf in command_leaves(command.config_class)}
     settings: dict[str, Any] = {}
     for key, raw in vars(args).items():
         if not key.startswith(OPTION_PREFIX):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import torch
 
-from vjepa_wm.benchmarks.common import device_name, matmul_rate, peak_memory_gib, time_call
+from vjepa_wm.benchmarks.common import device_name, matmul_rate, peak_memory_gib, runnable, time_call
 from vjepa_wm.world_model.ac_predictor import ACPredictor, ac_predictor_config
 from vjepa_wm.world_model.ac_training.loss import ac_loss
 
@@ -80,14 +80,9 @@ def bench_training(name: str, spec: ACBench, device: torch.device, matmul: float
 
 
 def run(names: list[str], device: torch.device, repeats: int = 3) -> list[dict]:
-    unknown = [n for n in names if n not in CONFIGS]
-    if unknown:
-        raise ValueError(f"unknown ac benchmark {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
+    names = runnable(names, CONFIGS, device, "ac")
     matmul = matmul_rate(device)
     records = []
     for name in names:
-        if CONFIGS[name].gpu_only and device.type != "cuda":
-            print(f"skipping {name}: the published predictor's training step needs a GPU")
-            continue
         records.append(bench_training(name, CONFIGS[name], device, matmul, repeats))
     return records

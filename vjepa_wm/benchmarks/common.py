@@ -18,6 +18,18 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
+def runnable(names: list[str], configs: dict, device: torch.device, what: str) -> list[str]:
+    """The asked-for configurations this device can run: an unknown name is an error, a GPU-only
+    configuration on a CPU is skipped with a line saying so."""
+    unknown = [n for n in names if n not in configs]
+    if unknown:
+        raise ValueError(f"unknown {what} benchmark {unknown[0]!r}; choose from {', '.join(configs)}")
+    for name in names:
+        if configs[name].gpu_only and device.type != "cuda":
+            print(f"skipping {name}: it needs a GPU (the published model is far too slow on a CPU)")
+    return [n for n in names if device.type == "cuda" or not configs[n].gpu_only]
+
+
 def synchronize(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from vjepa_wm.benchmarks.common import device_name, matmul_rate, peak_memory_gib, synchronize
+from vjepa_wm.benchmarks.common import device_name, matmul_rate, peak_memory_gib, runnable, synchronize
 from vjepa_wm.embodiments import Franka
 from vjepa_wm.planner.cem import CEM, CEMConfig
 from vjepa_wm.planner.energy import rollout_energy
@@ -62,9 +62,8 @@ def action_flops(model: WorldModel, samples: int, iterations: int, horizon: int)
     return samples * iterations * per_candidate + encode
 
 
-def bench_plan(name: str, spec: PlanBench, device: torch.device, matmul: float, model: WorldModel | None = None, repeats: int = 3,
+def bench_plan(name: str, spec: PlanBench, device: torch.device, matmul: float, model: WorldModel, repeats: int = 3,
                fold: bool = True) -> dict:
-    model = model or build_model(spec, device)
     planned = planning_model(model, device, spec.horizon, fold=fold)
     rng = np.random.default_rng(0)
     image = rng.integers(0, 256, (model.img_size, model.img_size, 3), dtype=np.uint8)
@@ -110,16 +109,10 @@ def bench_plan(name: str, spec: PlanBench, device: torch.device, matmul: float, 
 
 def run(names: list[str], device: torch.device, model_dir: str | None = None, repeats: int = 3,
         folding: tuple[bool, ...] = (True, False)) -> list[dict]:
-    unknown = [n for n in names if n not in CONFIGS]
-    if unknown:
-        raise ValueError(f"unknown plan benchmark {unknown[0]!r}; choose from {', '.join(CONFIGS)}")
     matmul = matmul_rate(device)
     records = []
-    for name in names:
+    for name in runnable(names, CONFIGS, device, "plan"):
         spec = CONFIGS[name]
-        if spec.gpu_only and device.type != "cuda":
-            print(f"skipping {name}: it needs a GPU (the published model takes minutes per action on a CPU)")
-            continue
         model = None
         if name == "sim":
             from vjepa_wm.sim_model import BUNDLED_SIM_MODEL
