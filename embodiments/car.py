@@ -30,6 +30,11 @@ class Car(Embodiment):
     state_names: ClassVar[tuple[str, ...]] = ("x", "y", "yaw")
     action_names: ClassVar[tuple[str, ...]] = ("dx", "dy", "dyaw")
     meaning: ClassVar[tuple[str, ...]] = ("waypoint_spacing",)
+    # Twice NWM's TartanDrive action range per step, and at most a half turn.
+    ceilings: ClassVar[dict[str, float]] = {"max_forward": 10.0, "max_backward": 5.0, "max_lateral": 8.0, "max_yaw": math.pi}
+    # Odometry frames of recorded drives stay within a few km of their origin; yaw as any source may wrap it.
+    state_low: ClassVar[tuple[float, ...]] = (-1e6, -1e6, -2 * math.pi)
+    state_high: ClassVar[tuple[float, ...]] = (1e6, 1e6, 2 * math.pi)
 
     waypoint_spacing: float = TARTANDRIVE_WAYPOINT_SPACING  # metres per waypoint unit of dx, dy
     max_forward: float = 5.0  # largest dx per step, waypoint units
@@ -39,10 +44,9 @@ class Car(Embodiment):
     init_std: tuple[float, float, float] = (1.0, 0.5, 0.25)  # spread of a cold-started search per dimension
 
     def __post_init__(self):
-        for name in ("waypoint_spacing", "max_forward", "max_backward", "max_lateral", "max_yaw"):
-            value = getattr(self, name)
-            if not 0 < value < float("inf"):
-                raise ValueError(f"car.{name} must be a positive finite number, got {value}")
+        self.check_settings()
+        if not 0 < self.waypoint_spacing < float("inf"):
+            raise ValueError(f"car.waypoint_spacing must be a positive finite number, got {self.waypoint_spacing}")
         if len(self.init_std) != 3 or not all(0 <= v < float("inf") for v in self.init_std):
             raise ValueError(f"car.init_std must be 3 non-negative numbers, got {self.init_std}")
 

@@ -34,6 +34,13 @@ class Embodiment(ABC):
     # Settings that change what a state or an action means (recorded with a trained model); the
     # other settings only bound a search.
     meaning: ClassVar[tuple[str, ...]] = ()
+    # Step-bound settings and the largest value each may be set to: the safety ceiling no config
+    # or flag can lift (a 10 m "step" is a typo, never a plan).
+    ceilings: ClassVar[dict[str, float]] = {}
+    # Per state dimension, the range a real state of this robot lies in (a reading outside it is a
+    # broken sensor or a unit error, never planned from).
+    state_low: ClassVar[tuple[float, ...]] = ()
+    state_high: ClassVar[tuple[float, ...]] = ()
 
     @property
     def state_dim(self) -> int:
@@ -97,19 +104,37 @@ class Embodiment(ABC):
             raise ValueError(f"{self.name} has no action {action_name!r} (actions: {', '.join(self.action_names)})")
         return self.action_names.index(action_name)
 
+    def check_settings(self) -> None:
+        """Every step-bound setting positive, finite and at most its safety ceiling (`ceilings`);
+        subclasses call it from ``__post_init__`` so that no config can hold an unsafe box."""
+        for name, ceiling in self.ceilings.items():
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and 0 < value <= ceiling):
+                raise ValueError(f"{self.name}.{name} must be a positive finite number at most {ceiling:g} "
+                                 f"(the safety ceiling), got {value}")
+
     def check_pinned(self, pinned: dict[int, float]) -> None:
         """Pinned dimensions must be action indices and their values finite and inside the step bounds."""
         for dim, value in pinned.items():
             if not 0 <= dim < self.action_dim:
                 raise ValueError(f"pinned dimensions must be {self.name} action indices 0..{self.action_dim - 1}, got {sorted(pinned)}")
-            if not math.isfinite(value):
-                raise ValueError(f"pinned {self.action_names[dim]} must be finite, got {value}")
+            low, high = self.action_low[dim], self.action_high[dim]
+            if not (math.isfinite(value) and low <= value <= high):
+                raise ValueError(f"pinned {self.action_names[dim]} must be a finite number in the step bounds "
+                                 f"[{low:g}, {high:g}], got {value}")
 
     def state_problem(self, state) -> str | None:
-        """Why `state` is not a usable state of this embodiment, or None."""
-        array = np.asarray(state, dtype=np.float64)
+        """Why `state` is not a usable state of this embodiment (malformed, non-finite or outside
+        the range a real one lies in), or None."""
+        try:
+            array = np.asarray(state, dtype=np.float64)
+        except (TypeError, ValueError):
+            array = np.empty(0)
         if array.shape != (self.state_dim,) or not np.all(np.isfinite(array)):
             return f"non-finite or malformed state (expected {self.state_dim} finite numbers: {', '.join(self.state_names)})"
+        for name, value, low, high in zip(self.state_names, array, self.state_low, self.state_high):
+            if not low <= value <= high:
+                return f"implausible state: {name} {value:g} outside [{low:g}, {high:g}]"
         return None
 
     def to_dict(self) -> dict:

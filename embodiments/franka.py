@@ -11,6 +11,7 @@ The functions take torch tensors or numpy arrays and answer in the same kind.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -64,6 +65,13 @@ class Franka(Embodiment):
     state_names: ClassVar[tuple[str, ...]] = ("x", "y", "z", "roll", "pitch", "yaw", "gripper")
     action_names: ClassVar[tuple[str, ...]] = ("dx", "dy", "dz", "droll", "dpitch", "dyaw", "dgripper")
     translation: ClassVar[tuple[int, ...]] = XYZ
+    # 10 cm, 0.5 rad and the whole gripper range per step: the PyBullet arm's own per-action limits
+    # (`sim.franka.config.ActionLimits`), twice the published 5 cm box.
+    ceilings: ClassVar[dict[str, float]] = {"max_step": 0.1, "max_rotation": 0.5, "max_gripper": 1.0}
+    # Base frame: the Panda reaches 0.855 m, so 2 m covers any mounting; Euler angles as
+    # `rotations.matrix_to_euler` gives them; the gripper 0 (open) .. 1 (closed) with some sensor slack.
+    state_low: ClassVar[tuple[float, ...]] = (-2.0, -2.0, -2.0, -math.pi - 1e-3, -math.pi - 1e-3, -math.pi - 1e-3, -0.05)
+    state_high: ClassVar[tuple[float, ...]] = (2.0, 2.0, 2.0, math.pi + 1e-3, math.pi + 1e-3, math.pi + 1e-3, 1.05)
 
     max_step: float = 0.05  # metres per step along each of x, y, z (the paper's 0.075 is also common)
     max_rotation: float = 0.1  # rad per step about each axis, used only when rotations are searched
@@ -73,10 +81,9 @@ class Franka(Embodiment):
     gripper_round: float = 0.25  # a planned |gripper change| below this is returned as 0 (published)
 
     def __post_init__(self):
-        for name in ("max_step", "max_rotation", "max_gripper", "init_std_gripper"):
-            value = getattr(self, name)
-            if not 0 < value < float("inf"):
-                raise ValueError(f"franka.{name} must be a positive finite number, got {value}")
+        self.check_settings()
+        if not 0 < self.init_std_gripper < float("inf"):
+            raise ValueError(f"franka.init_std_gripper must be a positive finite number, got {self.init_std_gripper}")
         if not 0 <= self.gripper_round < float("inf"):
             raise ValueError(f"franka.gripper_round must be >= 0 and finite, got {self.gripper_round}")
 

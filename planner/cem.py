@@ -24,6 +24,7 @@ import torch
 from vjepa_wm.embodiments import Embodiment
 
 from .energy import ScoreFn
+from .safety import workspace_problem
 
 
 @dataclass
@@ -52,19 +53,28 @@ class CEMConfig:
     bf16: bool = True  # bf16 autocast on CUDA (never on a CPU)
 
     def __post_init__(self):
-        if self.samples < 1 or self.iterations < 1 or self.horizon < 1:
-            raise ValueError("samples, iterations and horizon must be positive")
+        for name in ("samples", "iterations", "horizon"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"cem.{name} must be a positive integer, got {getattr(self, name)}")
         if not 1 <= self.elites <= self.samples:
-            raise ValueError(f"elites must be in [1, samples={self.samples}], got {self.elites}")
+            raise ValueError(f"cem.elites must be in [1, samples={self.samples}], got {self.elites}")
+        for name in ("momentum_mean", "momentum_std"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"cem.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.early_stop_patience < 0 or not 0 <= self.early_stop_tolerance < math.inf:
+            raise ValueError("cem.early_stop_patience must be >= 0 and cem.early_stop_tolerance finite and >= 0")
         self.pinned = {int(dim): float(value) for dim, value in self.pinned.items()}
+        for dim, value in self.pinned.items():
+            if dim < 0 or not math.isfinite(value):
+                raise ValueError(f"cem.pinned must map action indices to finite numbers, got {self.pinned}")
         self.momentum_overrides = {str(k): [float(x) for x in v] for k, v in self.momentum_overrides.items()}
         for name, pair in self.momentum_overrides.items():
             if len(pair) != 2 or not all(0 <= m <= 1 for m in pair):
-                raise ValueError(f"momentum_overrides[{name}] must be [mean, std] momenta in [0, 1], got {pair}")
+                raise ValueError(f"cem.momentum_overrides[{name}] must be [mean, std] momenta in [0, 1], got {pair}")
         if self.workspace is not None:
             low, high = (tuple(float(v) for v in corner) for corner in self.workspace)
             if len(low) != len(high) or not all(math.isfinite(v) for v in low + high) or any(a >= b for a, b in zip(low, high)):
-                raise ValueError(f"workspace must be (low corner, high corner) of finite numbers with low < high, got {self.workspace}")
+                raise ValueError(f"cem.workspace must be (low corner, high corner) of finite numbers with low < high, got {self.workspace}")
             self.workspace = (low, high)
 
 
@@ -134,9 +144,9 @@ class CEM:
         self.translation = _as_slice(e.translation)
         self.box = None
         if c.workspace is not None:
-            if len(c.workspace[0]) != len(e.translation) or not e.translation:
-                raise ValueError(f"workspace has {len(c.workspace[0])} coordinates; {e.name} positions have {len(e.translation)}"
-                                 + ("" if e.translation else " (no action adds directly to a position, so no box can be kept)"))
+            problem = workspace_problem(c.workspace, e)
+            if problem is not None:
+                raise ValueError(problem)
             self.box = torch.tensor(c.workspace, device=self.device)  # [2, translation dims]
         self._layouts: dict[tuple, SearchLayout] = {}
         self.layout = self.layout_for(c.pinned)

@@ -1,6 +1,8 @@
 """Goal images, sub-goal sequences and the switching rule (e.g. pick-and-place: grasp -> vicinity -> place)."""
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,6 +17,9 @@ class SubgoalRule:
 
     switch_energy: float | None = None  # move on once the observed energy falls to this (null: never by energy)
     max_steps: int = 0  # control steps per goal before moving on (0: no limit)
+
+    def __post_init__(self):
+        check_switch_settings(self.switch_energy, self.max_steps, "subgoals.")
 
 
 @dataclass
@@ -33,6 +38,26 @@ class Goal:
     pinned: dict[int, float] | None = None
     max_steps: int | None = None
     switch_energy: float | None = None
+
+    def __post_init__(self):
+        """Pins must be action indices with finite values (whether they fit the robot's step bounds
+        is checked against its embodiment before the loop moves, `GoalSequence.check`)."""
+        if self.pinned is not None:
+            try:
+                self.pinned = {int(dim): float(value) for dim, value in dict(self.pinned).items()}
+            except (TypeError, ValueError):
+                raise ValueError(f"goal pins must map action indices to numbers, got {self.pinned!r}") from None
+            bad = {dim: value for dim, value in self.pinned.items() if dim < 0 or not math.isfinite(value)}
+            if bad:
+                raise ValueError(f"goal pins must map action indices to finite numbers, got {bad}")
+        check_switch_settings(self.switch_energy, 0 if self.max_steps is None else self.max_steps, "goal ")
+
+
+def check_switch_settings(switch_energy: float | None, max_steps: int, where: str) -> None:
+    if switch_energy is not None and not math.isfinite(switch_energy):
+        raise ValueError(f"{where}switch_energy must be a finite number or None, got {switch_energy}")
+    if isinstance(max_steps, bool) or not isinstance(max_steps, numbers.Integral) or max_steps < 0:
+        raise ValueError(f"{where}max_steps must be an integer >= 0, got {max_steps!r}")
 
 
 def as_goal(goal) -> Goal:

@@ -23,6 +23,7 @@ from vjepa_wm.world_model.pretraining.config import PretrainConfig
 from vjepa_wm.world_model.pretraining.data import DataError, make_loader
 from vjepa_wm.world_model.pretraining.objective import target_features
 from vjepa_wm.world_model.pretraining.trainer import Pretrainer, param_groups
+from vjepa_wm.world_model.training.run_folder import RunFolder, RunIdentity
 from vjepa_wm.world_model.training.schedules import LinearRamp, LinearWarmupHold, WarmupConstantCooldown
 from vjepa_wm.world_model.training.train_state import latest_checkpoint, load_train_state, save_train_state
 
@@ -152,14 +153,16 @@ def test_resume_continues_bit_identically(data, tmp_path):
 
 def test_checkpoints_are_atomic_plain_and_never_overwritten(tmp_path):
     directory = tmp_path / "ckpt"
-    first = save_train_state(directory, 10, {"w": torch.ones(2), "rng": [torch.get_rng_state()]}, keep=2)
-    again = save_train_state(directory, 10, {"w": torch.zeros(2), "rng": []}, keep=2)
+    owner = RunFolder(tmp_path, RunIdentity("test", {}, {}, {}))
+    first = save_train_state(directory, 10, {"w": torch.ones(2), "rng": [torch.get_rng_state()]}, 2, owner)
+    again = save_train_state(directory, 10, {"w": torch.zeros(2), "rng": []}, 2, owner)
     assert first.name == "step_00000010.pt" and again.name == "step_00000010.r1.pt"
     assert torch.equal(torch.load(first, weights_only=True)["w"], torch.ones(2))  # the first is untouched
-    assert latest_checkpoint(directory) == again
-    save_train_state(directory, 20, {"w": torch.ones(1)}, keep=2)
+    assert latest_checkpoint(directory, owner) == again
+    save_train_state(directory, 20, {"w": torch.ones(1)}, 2, owner)
     names = sorted(p.name for p in directory.iterdir())
     assert names == ["latest.txt", "step_00000010.r1.pt", "step_00000020.pt"]  # pruned, no partial files
+    assert owner.record["written"] == ["ckpt/latest.txt", "ckpt/step_00000010.r1.pt", "ckpt/step_00000020.pt"]
     assert load_train_state(directory / "step_00000020.pt")["step"] == 20
     torch.save({"format": "something else"}, directory / "other.pt")
     with pytest.raises(ValueError, match="not a vjepa_wm training checkpoint"):
@@ -235,6 +238,7 @@ def test_episode_datasets_plug_in_by_name(tmp_path):
         result = Pretrainer(load_config(PretrainConfig, None, overrides), clip_sources=registry).fit()
     assert result.steps == 2 and result.skipped >= 1
     overrides["data.episodes"] = [{"source": "os:system", "path": "touch PWNED"}]  # names only what the registry has
+    overrides["run.out_dir"] = str(tmp_path / "run2")
     with pytest.raises(DataError, match="unknown clip source 'os:system' \\(known: shapes\\)"):
         Pretrainer(load_config(PretrainConfig, None, overrides), clip_sources=registry).fit()
     assert not Path("PWNED").exists()

@@ -41,7 +41,7 @@ def test_print_config_applies_overrides(capsys):
     (["--optim.lrr=1"], "unknown config key optim.lrr"),
     (["--optim.lr=fast"], "optim.lr: expected a number"),
     (["--phases=[{steps: 5, batch_size: 3}]"], "warmup (200) + cooldown (200) steps must fit in 5 steps"),
-    (["--optim.warmup_steps=0", "--optim.cooldown_steps=0", "--data.episodes=[]", "--data.image_dirs=[/tmp]",
+    (["--optim.warmup_steps=0", "--optim.cooldown_steps=0", "--data.episodes=[]", f"--data.image_dirs=[{CONFIGS}]",
       "--data.video_dirs=[/nonexistent/x]"],
      "x: no such data folder"),
     (["--data.episodes=[]"], "no data.video_dirs"),

@@ -35,9 +35,8 @@ def blob_episode(seed: int):
     return frames, cartesian, gripper
 
 
-@pytest.fixture(scope="module")
-def blob_data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("droid")
+def write_blob_data(root):
+    """Four blob episodes in the DROID raw layout, and a micro 2.1 encoder in ``root/encoder``."""
     for seed in range(4):
         frames, cartesian, gripper = blob_episode(seed)
         write_droid_raw_episode(
@@ -47,6 +46,11 @@ def blob_data(tmp_path_factory):
     torch.manual_seed(0)
     save_encoder(VisionTransformer(encoder_config("micro", "2.1", depth=2)), root / "encoder")
     return root
+
+
+@pytest.fixture(scope="module")
+def blob_data(tmp_path_factory):
+    return write_blob_data(tmp_path_factory.mktemp("droid"))
 
 
 def train_args(data, out, steps, extra=()):

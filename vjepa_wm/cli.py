@@ -17,6 +17,11 @@ from vjepa_wm.commands import bench, collect_sim, convert, demo, encode, eval_si
 
 COMMANDS = (demo, encode, convert, bench, collect_sim, pretrain, plan, train_ac, eval_sim)
 
+# FFmpeg prints its own line for a broken video ("moov atom not found") beside our one-line error;
+# it reads this once, when OpenCV first opens a video in the process, so it is set before any can be.
+if not os.environ.get("VJEPA_WM_DEBUG"):
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")  # AV_LOG_QUIET
+
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -34,11 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if args.command is None:
-        parser.print_help()
-        return 1
-    if not hasattr(args, "func"):  # a command group (bench) without its subcommand
-        parser.parse_args([args.command, "--help"])
+    if args.command is None:  # argparse's usage line + one error line, exit status 2
+        parser.error(f"unrecognized arguments: {' '.join(extra)}" if extra else "a command is required (vjepa-wm --help lists them)")
     args.extra = extra
     name = " ".join(filter(None, [args.command, getattr(args, "benchmark", None)]))
     try:
@@ -46,10 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vjepa-wm: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, OSError, LookupError) as err:
+    except (ValueError, OSError, LookupError, ArithmeticError) as err:
         if os.environ.get("VJEPA_WM_DEBUG"):
             raise
         message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if isinstance(err, ArithmeticError):  # "division by zero" alone would not say what failed
+            message = f"{type(err).__name__}: {message}"
         print(f"vjepa-wm {name}: error: {message}", file=sys.stderr)
         return 2
     return int(result or 0)

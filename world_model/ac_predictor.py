@@ -23,6 +23,7 @@ from vjepa_wm.embodiments.franka import Franka
 
 from .layers import LAYER_NORM_EPS, Block, init_vit_weights, rescale_residual_branches
 from .rope import RopeLayout, RopeTables, axis_angles, grid_positions, rope_chunk_size, tables_from_angles
+from .vit import check_model_config
 
 COND_TOKENS = 2  # action, state
 ROPE_TABLES_KEPT = 8  # step ranges whose RoPE tables stay cached
@@ -53,6 +54,9 @@ class ACPredictorConfig:
 
     def __post_init__(self):
         self.grid = tuple(self.grid)
+        check_model_config(self, ("embed_dim", "predictor_dim", "depth", "num_heads", "mlp_hidden", "action_dim"))
+        if len(self.grid) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in self.grid):
+            raise ValueError(f"grid must be two positive integers (patch rows, cols), got {list(self.grid)}")
         if self.predictor_dim % self.num_heads:
             raise ValueError(f"predictor_dim {self.predictor_dim} is not divisible by {self.num_heads} heads")
 

@@ -33,6 +33,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .layers import LAYER_NORM_EPS, Block, init_vit_weights, rescale_residual_branches
 from .rope import RopeLayout, video_rope_tables
+from .vit import check_model_config
 
 Version = Literal["2", "2.1"]
 Modality = Literal["video", "image"]
@@ -67,10 +68,10 @@ class PredictorConfig:
     def __post_init__(self):
         if self.out_dim == 0:
             self.out_dim = self.encoder_dim
+        check_model_config(self, ("encoder_dim", "embed_dim", "depth", "num_heads", "mlp_hidden", "levels", "out_dim",
+                                  "num_mask_tokens", "img_size", "patch_size"))
         if self.embed_dim % self.num_heads:
             raise ValueError(f"predictor width {self.embed_dim} is not divisible by {self.num_heads} heads")
-        if self.levels < 1 or self.num_mask_tokens < 1 or self.depth < 1:
-            raise ValueError("a predictor needs at least one level, one mask token and one block")
 
     @property
     def head_dim(self) -> int:

@@ -167,10 +167,21 @@ def read_image(path: str | Path) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such image file")
+    if _truncated_jpeg(path):  # OpenCV would decode it, grey where the bytes stop, without an error
+        raise ImageError(f"{path}: truncated JPEG (no end-of-image marker)")
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageError(f"{path}: not a readable image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _truncated_jpeg(path: Path) -> bool:
+    """A JPEG (by its start-of-image marker) whose end-of-image marker is missing."""
+    with open(path, "rb") as handle:
+        if handle.read(2) != b"\xff\xd8":
+            return False
+        handle.seek(max(0, path.stat().st_size - 64))
+        return not handle.read().rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
 
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}

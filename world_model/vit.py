@@ -14,7 +14,10 @@ V-JEPA 2-AC and the Hugging Face port do.
 """
 from __future__ import annotations
 
+import math
+import typing
 from dataclasses import asdict, dataclass, field, fields, replace
+from functools import lru_cache
 from typing import Literal
 
 import torch
@@ -54,6 +57,31 @@ def hierarchical_layers(depth: int) -> tuple[int, ...]:
     return tuple(step * (k + 1) - 1 for k in range(4))
 
 
+@lru_cache(maxsize=None)
+def _field_types(cls: type) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def check_model_config(config, sizes: tuple[str, ...]) -> None:
+    """The checks every model config shares, so a checkpoint's nonsense (``depth: -1``, ``num_heads:
+    0``, ``version: "3"``) fails here with the field's name instead of deep inside torch: the
+    named `sizes` are positive integers, every Literal field holds one of its choices, every bool
+    field is a bool and ``drop_path_rate`` lies in [0, 1)."""
+    for name in sizes:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    for name, annotation in _field_types(type(config)).items():
+        value = getattr(config, name)
+        if typing.get_origin(annotation) is Literal and value not in typing.get_args(annotation):
+            raise ValueError(f"{name} {value!r} is not one of {', '.join(map(repr, typing.get_args(annotation)))}")
+        if annotation is bool and not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+    rate = config.drop_path_rate
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not (math.isfinite(rate) and 0 <= rate < 1):
+        raise ValueError(f"drop_path_rate must be in [0, 1), got {rate!r}")
+
+
 @dataclass
 class EncoderConfig:
     """Architecture of one encoder. `version` "2" = V-JEPA 2 (tiled RoPE, final norm);
@@ -78,11 +106,15 @@ class EncoderConfig:
     levels: tuple[int, ...] = field(default_factory=tuple)
 
     def __post_init__(self):
+        check_model_config(self, ("embed_dim", "depth", "num_heads", "mlp_hidden", "patch_size", "tubelet_size",
+                                  "in_chans", "img_size"))
+        if self.embed_dim % self.num_heads:
+            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
+        if self.img_size % self.patch_size:
+            raise ValueError(f"img_size {self.img_size} is not a multiple of the patch size {self.patch_size}")
         self.levels = tuple(self.levels)
         if self.version == "2.1" and not self.levels:
             self.levels = hierarchical_layers(self.depth)
-        if self.embed_dim % self.num_heads:
-            raise ValueError(f"embed_dim {self.embed_dim} is not divisible by num_heads {self.num_heads}")
 
     @property
     def head_dim(self) -> int:

@@ -36,11 +36,11 @@ CAMERAS: tuple[str, ...] = ("left", "right", "exterior_1", "exterior_2", "wrist"
 SKIP_REASONS: dict[str, str] = {
     "missing_file": "trajectory.h5, the episode directory or the camera's MP4 does not exist",
     "missing_metadata": "no metadata_*.json in the episode directory",
-    "bad_metadata": "the metadata JSON cannot be parsed",
+    "bad_metadata": "the metadata JSON cannot be parsed or is not an object",
     "missing_camera": "the metadata / dataset has no path or images for the chosen camera",
     "unreadable_h5": "trajectory.h5 cannot be opened",
     "missing_fields": "cartesian_position or gripper_position is missing",
-    "bad_fields": "the state fields have wrong shapes or disagree in length",
+    "bad_fields": "the state fields are not numeric datasets, have wrong shapes or disagree in length",
     "nan_states": "the states hold NaN or inf",
     "unreadable_mp4": "the MP4 cannot be opened or reports no frames",
     "mp4_too_short": "the MP4 has more than max_missing_frames fewer frames than the h5 has rows",
@@ -152,8 +152,11 @@ def make_clip(frames: np.ndarray, all_states: np.ndarray, indices: np.ndarray, *
 
 def droid_states(cartesian: np.ndarray, gripper: np.ndarray, where: str) -> np.ndarray:
     """[N, 6] cartesian_position + [N] or [N, 1] gripper_position -> [N, 7] float64; `BadEpisode` if malformed."""
-    cartesian = np.asarray(cartesian, dtype=np.float64)
-    gripper = np.asarray(gripper, dtype=np.float64)
+    try:
+        cartesian = np.asarray(cartesian, dtype=np.float64)
+        gripper = np.asarray(gripper, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise BadEpisode("bad_fields", f"{where}: cartesian_position / gripper_position are not numbers ({err})") from None
     if gripper.ndim == 2 and gripper.shape[1] == 1:
         gripper = gripper[:, 0]
     if cartesian.ndim != 2 or cartesian.shape[1] != 6 or gripper.ndim != 1 or len(gripper) != len(cartesian):

@@ -31,6 +31,7 @@ from vjepa_wm.datasets.droid.common import (
 RAW_CAMERA_KEYS = {"left": "left_mp4_path", "right": "right_mp4_path", "exterior_1": "ext1_mp4_path",
                    "exterior_2": "ext2_mp4_path", "wrist": "wrist_mp4_path"}
 LIST_SUFFIXES = (".csv", ".txt", ".lst")
+STATE_FIELDS = ("cartesian_position", "gripper_position")  # under observation/robot_state
 
 
 def list_raw_episodes(source: str | Path | Sequence[str | Path]) -> list[Path]:
@@ -69,9 +70,12 @@ def load_metadata(episode_dir: Path) -> dict:
     if not files:
         raise BadEpisode("missing_metadata", f"{episode_dir}: no metadata_*.json")
     try:
-        return json.loads(files[0].read_text())
+        metadata = json.loads(files[0].read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise BadEpisode("bad_metadata", f"{files[0]}: {err}") from None
+    if not isinstance(metadata, dict):
+        raise BadEpisode("bad_metadata", f"{files[0]}: expected a JSON object, found {type(metadata).__name__}")
+    return metadata
 
 
 def is_success(episode_dir: Path, metadata: dict | None) -> bool:
@@ -102,18 +106,13 @@ class RawEpisode:
         self.serial = self.mp4.stem
         if not self.mp4.is_file():
             raise BadEpisode("missing_file", f"{self.mp4} does not exist")
+        h5_path = self.dir / "trajectory.h5"
         try:
-            with h5py.File(self.dir / "trajectory.h5", "r") as h5:
-                state = h5.get("observation/robot_state")
-                if state is None or "cartesian_position" not in state or "gripper_position" not in state:
-                    raise BadEpisode("missing_fields", f"{self.dir}: no observation/robot_state/{{cartesian,gripper}}_position")
-                self.states = droid_states(state["cartesian_position"][()], state["gripper_position"][()], str(self.dir))
-                extrinsics = h5.get(f"observation/camera_extrinsics/{self.serial}_left")
-                self.extrinsics = None if extrinsics is None else np.asarray(extrinsics[()], dtype=np.float64)
+            with h5py.File(h5_path, "r") as h5:
+                self.states = _read_states(h5, str(h5_path))
+                self.extrinsics = _read_extrinsics(h5, f"observation/camera_extrinsics/{self.serial}_left", len(self.states))
         except OSError as err:
-            raise BadEpisode("unreadable_h5", f"{self.dir / 'trajectory.h5'}: {err}") from None
-        if self.extrinsics is not None and self.extrinsics.shape != (len(self.states), 6):
-            self.extrinsics = None  # a malformed pose must not sink an otherwise good episode
+            raise BadEpisode("unreadable_h5", f"{h5_path}: {err}") from None
         self.num_frames = _frame_count(self.mp4)
         missing = len(self.states) - self.num_frames
         if missing > max_missing_frames:
@@ -132,6 +131,36 @@ class RawEpisode:
         return make_clip(self.read_frames(indices), self.states, indices, episode_id=str(self.dir), source=str(self.mp4),
                          camera=self.camera, language_instruction=self.language_instruction,
                          extrinsics=None if self.extrinsics is None else self.extrinsics[indices])
+
+
+def _read_states(h5, where: str) -> np.ndarray:
+    """[N, 7] states from observation/robot_state; `BadEpisode` when the fields are missing or are
+    not numeric datasets (a group, strings)."""
+    import h5py
+
+    state = h5.get("observation/robot_state")
+    nodes = {name: state.get(name) if isinstance(state, h5py.Group) else None for name in STATE_FIELDS}
+    if any(node is None for node in nodes.values()):
+        raise BadEpisode("missing_fields", f"{where}: no observation/robot_state/{{cartesian,gripper}}_position")
+    for name, node in nodes.items():
+        if not isinstance(node, h5py.Dataset):
+            raise BadEpisode("bad_fields", f"{where}: observation/robot_state/{name} is a {type(node).__name__}, not a dataset")
+    return droid_states(nodes["cartesian_position"][()], nodes["gripper_position"][()], where)
+
+
+def _read_extrinsics(h5, key: str, rows: int) -> np.ndarray | None:
+    """[rows, 6] camera poses, or None when absent or malformed: a bad pose must not sink an
+    otherwise good episode."""
+    import h5py
+
+    node = h5.get(key)
+    if not isinstance(node, h5py.Dataset):
+        return None
+    try:
+        values = np.asarray(node[()], dtype=np.float64)
+    except (TypeError, ValueError):
+        return None
+    return values if values.shape == (rows, 6) else None
 
 
 def _frame_count(path: Path) -> int:

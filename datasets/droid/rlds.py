@@ -150,18 +150,23 @@ def read_rlds_info(path: str | Path, split: str = "train") -> RLDSInfo:
         features = json.loads((path / "features.json").read_text())
     except FileNotFoundError:
         raise DroidError(f"{path}: no dataset_info.json / features.json (pass the version folder, e.g. <root>/droid/1.0.1)") from None
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise DroidError(f"{path}: unreadable TFDS metadata ({err})") from None
-    splits = {s.get("name"): s for s in info.get("splits", [])}
-    if split not in splits:
-        raise DroidError(f"{path}: no split {split!r} (splits: {', '.join(map(str, splits)) or 'none'})")
-    if info.get("fileFormat", "tfrecord") != "tfrecord":
-        raise DroidError(f"{path}: file format {info.get('fileFormat')!r} is not tfrecord")
-    paths = frozenset(_feature_paths(features))
+    try:  # hand-edited or foreign JSON: wrong shapes anywhere become one line naming the folder
+        splits = {s.get("name"): s for s in info.get("splits", [])}
+        if split not in splits:
+            raise DroidError(f"{path}: no split {split!r} (splits: {', '.join(map(str, splits)) or 'none'})")
+        if info.get("fileFormat", "tfrecord") != "tfrecord":
+            raise DroidError(f"{path}: file format {info.get('fileFormat')!r} is not tfrecord")
+        paths = frozenset(_feature_paths(features))
+        lengths = tuple(int(n) for n in splits[split].get("shardLengths", []))
+    except DroidError:
+        raise
+    except (AttributeError, KeyError, TypeError, ValueError) as err:
+        raise DroidError(f"{path}: malformed dataset_info.json / features.json ({type(err).__name__}: {err})") from None
     missing = [key for key in REQUIRED_FEATURES if key not in paths]
     if missing:
         raise DroidError(f"{path}: not a DROID RLDS dataset, features.json lacks {', '.join(missing)}")
-    lengths = tuple(int(n) for n in splits[split].get("shardLengths", []))
     return RLDSInfo(path, str(info.get("name")), str(info.get("version")), split, lengths, paths)
 
 

@@ -8,14 +8,15 @@ from typing import Callable
 
 import torch
 
+from vjepa_wm.world_model.training.distributed import check_device
+
 
 def pick_device(name: str = "auto") -> torch.device:
+    """The --device of a command: ``auto`` is a GPU if there is one; anything else must exist here."""
+    check_device(name, "--device")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda asked for, but no CUDA GPU is available")
-    return device
+    return torch.device(name)
 
 
 def runnable(names: list[str], configs: dict, device: torch.device, what: str) -> list[str]:

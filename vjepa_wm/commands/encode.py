@@ -2,6 +2,7 @@
 optional PCA picture of the features beside the input frames."""
 from __future__ import annotations
 
+import math
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,17 @@ class EncodeConfig:
     random: str | None = None  # use random weights of this preset instead (e.g. tiny, vit_l)
     version: Literal["2", "2.1"] = "2.1"  # family of the random weights
     seed: int = 0  # seed of the random weights
+
+    def __post_init__(self):
+        from vjepa_wm.world_model.training.distributed import check_device
+
+        for name in ("frames", "max_clips", "crop"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+        if not (math.isfinite(self.fps) and self.fps > 0):
+            raise ValueError(f"--fps must be a positive number, got {self.fps}")
+        check_device(self.device, "--device", auto=False)
 
 
 def resolve_encoder(config: EncodeConfig):
@@ -92,6 +104,8 @@ def run(config: EncodeConfig) -> int:
         raise ValueError("--out must end in .npy or .safetensors")
     encoder = resolve_encoder(config).to(config.device)
     crop = config.crop or encoder.config.img_size
+    if crop % encoder.config.patch_size:
+        raise ValueError(f"--crop {crop} is not a multiple of the encoder's patch size {encoder.config.patch_size}")
     transform = EvalTransform(crop) if config.transform == "eval" else DroidTransform(crop)
     clips = load_inputs(config.inputs, config.frames, config.fps, config.max_clips)
     features, pictures, grid = [], [], None

@@ -31,6 +31,7 @@ class PlanConfig:
 
 
 def parse_state(text: str, embodiment) -> np.ndarray:
+    """The --state flag as the embodiment's state, or a one-line error (malformed, non-finite, implausible)."""
     names = ",".join(embodiment.state_names)
     try:
         values = [float(v) for v in text.split(",")] if text else []
@@ -38,6 +39,9 @@ def parse_state(text: str, embodiment) -> np.ndarray:
         values = []
     if len(values) != embodiment.state_dim or not np.all(np.isfinite(values)):
         raise ValueError(f"--state must be {embodiment.state_dim} finite comma-separated numbers {names}; got {text!r}")
+    problem = embodiment.state_problem(values)
+    if problem is not None:
+        raise ValueError(f"--state: {problem}")
     return np.asarray(values, dtype=np.float32)
 
 
@@ -48,6 +52,7 @@ def run(config: PlanConfig) -> int:
     from vjepa_wm.planner.cem import CEM
     from vjepa_wm.planner.energy import energy, rollout_energy
     from vjepa_wm.planner.planning_model import planning_model
+    from vjepa_wm.planner.safety import SafetyEnvelope
     from vjepa_wm.world_model.checkpoints import load_world_model
     from vjepa_wm.world_model.preprocessing import read_image
 
@@ -65,8 +70,14 @@ def run(config: PlanConfig) -> int:
     z_goal = model.encode_images(read_image(config.goal))
     state = torch.as_tensor(state, device=device)[None]
     cem = CEM(config.cem, embodiment, device)
-    plan = cem.search(rollout_energy(model, z, state, z_goal), position=cem.position_of(state[0]))
+    try:
+        plan = cem.search(rollout_energy(model, z, state, z_goal), position=cem.position_of(state[0]))
+    except FloatingPointError as err:
+        raise ValueError(f"no action: {err}") from None
     action = plan.first_action.cpu().tolist()
+    unsafe = SafetyEnvelope(embodiment, config.cem.workspace).action_problem(action, state[0].cpu().numpy())
+    if unsafe is not None:  # the search keeps to the same box: this is a planner bug, never printed as a plan
+        raise ValueError(f"no action: {unsafe.reason}")
     start_energy = float(energy(z, z_goal)[0])
     print(f"action ({' '.join(embodiment.action_names)}): " + " ".join(f"{v:+.4f}" for v in action))
     print(f"energy now {start_energy:.4f} -> planned {plan.energy:.4f} ({plan.iterations_run} iterations, {plan.seconds:.2f} s)")

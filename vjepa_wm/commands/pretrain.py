@@ -7,6 +7,9 @@ datasets (``data.episodes: [{source: droid_raw, path: data/sim}]``). Settings co
 Runs under torchrun for several processes (NCCL on GPUs, gloo on CPUs); batch sizes are global.
 A run resumes from the latest checkpoint in run.out_dir (run.resume=auto); at the end the target
 encoder and the predictor are written to OUT/encoder and OUT/predictor in vjepa_wm format.
+run.out_dir belongs to one run (run.json records its settings and data): a folder of another run,
+or a foreign file where the run must write, is refused with one line; to resume a run on purpose
+with changed settings, list them in run.resume_changed (e.g. '[optim.lr]').
 """
 from __future__ import annotations
 

@@ -5,6 +5,12 @@ Settings come from --config (a YAML file or a shipped config: sim, sim_stage2, d
 from the options below. Runs on one process or under `torchrun --nproc_per_node N -m vjepa_wm
 train-ac ...` (DDP; NCCL on GPUs, gloo on CPUs). With data.cache_dir the clips are encoded once
 into a latent cache first. The trained model is written to <run.out_dir>/world_model in our format.
+
+run.out_dir belongs to one run (run.json records its settings, encoder and data): a folder of
+another run, or a foreign file where the run must write, is refused with one line; to resume a
+run on purpose with changed settings, list them in run.resume_changed (e.g. '[optim.lr]').
+A latent cache is keyed by the encoder, the episodes' files and the sampling settings; a cache
+built for other clips is refused (use another data.cache_dir).
 """
 from __future__ import annotations
 
@@ -62,14 +68,25 @@ def clip_source(data, sources, batch_size: int, seed: int, shuffle: bool = True)
     return BatchSource(make)
 
 
-def cached_source(directory, model, batch_size: int, seed: int, rank: int, world: int):
+def cache_key(config: ACTrainConfig, encoder: dict, files: list, passes: int, shuffle: bool) -> dict:
+    """What the clips of a latent cache depend on (named by their config keys)."""
+    from vjepa_wm.world_model.training.fingerprint import files_fingerprint
+
+    data = config.data
+    return {"encoder": encoder, "episodes": files_fingerprint(files), "data.format": data.format, "data.camera": data.camera,
+            "data.frames_per_clip": data.frames_per_clip, "data.row_stride": data.row_stride,
+            "data.clips_per_episode": data.clips_per_episode, "data.success_only": data.success_only, "run.seed": config.run.seed,
+            "data.cache_passes": passes, "data.cache_shard_size": data.cache_shard_size, "shuffled": shuffle}
+
+
+def cached_source(directory, key: dict, batch_size: int, seed: int, rank: int, world: int):
     """A BatchSource over a filled latent cache: a seeded permutation per epoch, dealt to ranks."""
     import torch
 
     from vjepa_wm.world_model.ac_training.latent_cache import LatentClipDataset
     from vjepa_wm.world_model.ac_training.trainer import BatchSource
 
-    dataset = LatentClipDataset(directory, model)
+    dataset = LatentClipDataset(directory, key)
 
     def make(epoch: int):
         order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed * 1_000_003 + epoch))
@@ -85,17 +102,13 @@ def run(config: ACTrainConfig) -> int:
     import logging
     import os
 
-    from vjepa_wm.world_model.ac_training.trainer import build_world_model, train_ac
-    from vjepa_wm.world_model.configuration import save_config
+    from vjepa_wm.world_model.ac_training.trainer import train_ac
+    from vjepa_wm.world_model.training.fingerprint import files_fingerprint
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     config.validate()
     data, run_cfg = config.data, config.run
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
-    out = Path(run_cfg.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    if rank == 0:
-        save_config(config, out / "config.yaml")
 
     if data.format == "raw":
         from vjepa_wm.datasets.droid.raw_reader import list_raw_episodes
@@ -106,28 +119,32 @@ def run(config: ACTrainConfig) -> int:
         else:
             train_sources, val_sources = split_episodes(episodes, data.val_fraction)
         print(f"train-ac: {len(train_sources)} training and {len(val_sources)} held-out episodes")
+        train_files, val_files = train_sources, val_sources
     else:
         train_sources, val_sources = data.path, data.val_path
+        train_files, val_files = [data.path], [data.val_path] if data.val_path else []
 
-    if data.cache_dir:
-        from vjepa_wm.world_model.ac_training.latent_cache import fill_cache
+    def sources(model):
+        if not data.cache_dir:
+            train = clip_source(data, train_sources, run_cfg.batch_size, run_cfg.seed)
+            return train, clip_source(data, val_sources, run_cfg.batch_size, 0, shuffle=False) if val_sources else None
+        from vjepa_wm.world_model.ac_training.latent_cache import encoder_fingerprint, fill_cache
 
-        model = build_world_model(config)
-        cache = Path(data.cache_dir)
+        cache, encoder = Path(data.cache_dir), encoder_fingerprint(model)
+        train_key = cache_key(config, encoder, train_files, data.cache_passes, shuffle=True)
+        val_key = cache_key(config, encoder, val_files, 1, shuffle=False)
         if rank == 0:  # one process fills the cache; the others wait for it under torchrun
-            fill_cache(cache / "train", model, clip_source(data, train_sources, 16, run_cfg.seed).make,
+            fill_cache(cache / "train", model, clip_source(data, train_sources, 16, run_cfg.seed).make, train_key,
                        data.cache_passes, data.cache_shard_size)
             if val_sources:
-                fill_cache(cache / "val", model, clip_source(data, val_sources, 16, run_cfg.seed, shuffle=False).make,
+                fill_cache(cache / "val", model, clip_source(data, val_sources, 16, run_cfg.seed, shuffle=False).make, val_key,
                            1, data.cache_shard_size)
         if world > 1:
             _wait_for_cache(cache, bool(val_sources))
-        train = cached_source(cache / "train", model, run_cfg.batch_size, run_cfg.seed, rank, world)
-        val = cached_source(cache / "val", model, run_cfg.batch_size, 0, rank, world) if val_sources else None
-    else:
-        train = clip_source(data, train_sources, run_cfg.batch_size, run_cfg.seed)
-        val = clip_source(data, val_sources, run_cfg.batch_size, 0, shuffle=False) if val_sources else None
-    target = train_ac(config, train, val)
+        train = cached_source(cache / "train", train_key, run_cfg.batch_size, run_cfg.seed, rank, world)
+        return train, cached_source(cache / "val", val_key, run_cfg.batch_size, 0, rank, world) if val_sources else None
+
+    target = train_ac(config, sources, files_fingerprint([*train_files, *val_files]))
     if rank == 0:
         print(f"world model -> {target}")
     return 0

@@ -14,6 +14,7 @@ the position.
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,6 +28,7 @@ from vjepa_wm.planner.cem import CEM, CEMConfig
 from vjepa_wm.planner.goals import Goal, SubgoalRule
 from vjepa_wm.planner.mpc import MPCConfig, MPCResult, run_mpc
 from vjepa_wm.sim.franka.tasks import PLAN_HIGH, PLAN_LOW, TASKS, gripper_commands, vertical_moves
+from vjepa_wm.world_model.training.distributed import check_device
 
 # commanded: each stage keeps, closes or opens the gripper and CEM searches the position; search: CEM
 # searches the gripper and all of xyz (the published search).
@@ -71,8 +73,14 @@ class SimEvalConfig:
             self.max_steps = TASKS[self.task].episode_steps
         if self.gripper not in get_args(GripperMode):
             raise ValueError(f"gripper must be one of {', '.join(get_args(GripperMode))}, got {self.gripper!r}")
-        if self.episodes < 1 or self.max_steps < 1 or self.videos < 0:
-            raise ValueError("episodes and max_steps must be positive and videos at least 0")
+        for name, minimum in (("episodes", 1), ("max_steps", 1), ("videos", 0), ("image_size", 16)):
+            if getattr(self, name) < minimum:
+                raise ValueError(f"{name} must be at least {minimum}, got {getattr(self, name)}")
+        for name in ("arrival_energy", "stop_energy"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number at least 0 (or null), got {value}")
+        check_device(self.device, "device", auto=False)
 
 
 @dataclass

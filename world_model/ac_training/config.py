@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from vjepa_wm.world_model.training.settings import check_adamw, check_counts, check_finite
+
 
 @dataclass
 class ACModelConfig:
@@ -76,6 +78,7 @@ class ACRunConfig:
     keep_checkpoints: int = 2  # newest checkpoints kept
     seed: int = 0  # seed of the initial weights and the data order
     resume: bool = True  # continue from the latest checkpoint in out_dir
+    resume_changed: list[str] = field(default_factory=list)  # resume out_dir's run although these keys changed: exactly the changed ones, e.g. [optim.lr, data]
     tensorboard: bool = True  # write TensorBoard scalars
 
 
@@ -89,6 +92,24 @@ class ACTrainConfig:
     run: ACRunConfig = field(default_factory=ACRunConfig)
 
     def validate(self) -> "ACTrainConfig":
+        from vjepa_wm.world_model.training.distributed import check_device  # imports torch, which this module must not
+
+        check_finite(self)
+        check_counts(self, {"run.steps": 1, "run.batch_size": 1, "run.log_every": 1, "run.val_every": 1,
+                            "run.val_batches": 1, "run.save_every": 1, "run.keep_checkpoints": 1, "model.img_size": 1,
+                            "optim.warmup_steps": 0, "optim.decay_steps": 0, "data.row_stride": 1,
+                            "data.clips_per_episode": 1, "data.workers": 0, "data.cache_passes": 1,
+                            "data.cache_shard_size": 1})
+        if self.model.img_size % 16:  # the patch size of every V-JEPA encoder; the predictor's grid is img_size / 16
+            raise ValueError(f"model.img_size must be a multiple of the patch size 16, got {self.model.img_size}")
+        if self.model.predictor_depth is not None:
+            check_counts(self, {"model.predictor_depth": 1})
+        check_adamw(self.optim)
+        if self.optim.grad_clip < 0:
+            raise ValueError(f"optim.grad_clip must be at least 0 (0 = off), got {self.optim.grad_clip}")
+        if not 0 <= self.data.val_fraction < 1:
+            raise ValueError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
+        check_device(self.run.device)
         if not self.data.path:
             raise ValueError("data.path is required (a DROID raw folder / episode list, or an RLDS folder)")
         if not (self.model.encoder or self.model.init):

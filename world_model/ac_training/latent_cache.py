@@ -3,39 +3,48 @@
 A cache is a folder of shards ``shard_PPP_SSSSS.safetensors`` (pass, index) holding ``latents``
 ``[n, T*N, D]`` (float16: layer-normed latents lose nothing that matters at that precision),
 ``states`` ``[n, T, S]`` and ``actions`` ``[n, T-1, A]``, plus ``cache.json`` recording the
-encoder it was built with and how far each pass got. Filling is resumable: shards are written
+key the cache was built for and how far each pass got. Filling is resumable: shards are written
 atomically and a restarted fill skips the clips of the shards it already has (the clip stream is
-deterministic for a given pass). A cache built with a different encoder is refused.
+deterministic for a given pass).
+
+The key is everything the clips depend on: the encoder's fingerprint (weights, config, frame
+size), the episodes' files (paths, sizes, modification times) and the sampling settings (clip
+length, row stride, windows per episode, camera, filters, seed, passes, shard size). A cache built
+for another key is refused with one line naming what changed, never reused and never rebuilt in
+place (it may be another run's; deleting it is the user's call); a damaged shard is named.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch.utils.data import Dataset
+
+from vjepa_wm.world_model.training.fingerprint import describe_changes, weights_fingerprint
 
 MANIFEST = "cache.json"
 
 
 class CacheError(ValueError):
-    """A latent cache that is missing, incomplete, or was built with another encoder."""
+    """A latent cache that is missing, incomplete, damaged, or was built for other clips."""
 
 
-def encoder_fingerprint(model) -> str:
-    """Identifies the encoder weights and frame size a cache was built with."""
-    digest = hashlib.sha256(json.dumps(model.encoder.config.to_dict(), sort_keys=True).encode())
-    digest.update(str(model.img_size).encode())
-    with torch.no_grad():
-        for name, tensor in sorted(model.encoder.state_dict().items()):
-            digest.update(name.encode())
-            digest.update(f"{float(tensor.double().sum()):.10e}".encode())
-    return digest.hexdigest()[:16]
+def encoder_fingerprint(model) -> dict:
+    """Identifies the encoder weights and frame size a cache (or a train-ac run) is built with."""
+    return weights_fingerprint(model.encoder, model.encoder.config.to_dict(), model.img_size)
+
+
+def _check_key(directory: Path, manifest: dict, key: dict) -> None:
+    if "key" not in manifest:
+        raise CacheError(f"{directory}: built by an older vjepa_wm that did not record its data; use another data.cache_dir")
+    changes = describe_changes(manifest["key"], key)
+    if changes:
+        raise CacheError(f"{directory}: built for other clips ({', '.join(changes.values())}); use another data.cache_dir")
 
 
 def _read_manifest(directory: Path) -> dict:
@@ -58,6 +67,7 @@ def fill_cache(
     directory: str | os.PathLike,
     model,
     batches_for_pass: Callable[[int], Iterable[dict]],
+    key: dict,
     passes: int = 1,
     shard_size: int = 64,
     progress: bool = True,
@@ -65,17 +75,17 @@ def fill_cache(
     """Encode every clip of `passes` passes into shards (resuming where a previous fill stopped).
 
     `batches_for_pass(p)` yields dicts with ``frames`` uint8 ``[B, T, H, W, 3]``, ``states``,
-    ``actions``; its order must be the same every time it is called with the same `p`.
+    ``actions``; its order must be the same every time it is called with the same `p`. `key` (JSON
+    values by name, ``encoder_fingerprint(model)`` among them) is what those clips depend on.
     """
     from tqdm import tqdm
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    fingerprint = encoder_fingerprint(model)
     manifest = _read_manifest(directory)
-    if manifest and manifest.get("encoder") != fingerprint:
-        raise CacheError(f"{directory}: built with a different encoder or frame size; use another cache_dir")
-    manifest = manifest or {"encoder": fingerprint, "tokens_per_frame": model.tokens_per_frame, "passes": {}}
+    if manifest:
+        _check_key(directory, manifest, key)
+    manifest = manifest or {"key": key, "tokens_per_frame": model.tokens_per_frame, "passes": {}}
     for p in range(passes):
         state = manifest["passes"].setdefault(str(p), {"shards": 0, "clips": 0, "done": False})
         if state["done"]:
@@ -107,11 +117,25 @@ def fill_cache(
     return directory
 
 
+def _shard_name(p: int, shard: int) -> str:
+    return f"shard_{p:03d}_{shard:05d}.safetensors"
+
+
+def _shard_rows(path: Path) -> int:
+    """Clips in a shard; a missing, truncated or otherwise unreadable shard is a one-line error naming it."""
+    try:
+        with safe_open(str(path), "pt") as handle:
+            return handle.get_slice("latents").get_shape()[0]
+    except (SafetensorError, OSError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise CacheError(f"{path}: unreadable cache shard ({reason}); rebuild the cache in another data.cache_dir") from None
+
+
 def _flush(directory: Path, p: int, state: dict, pending: dict, size: int, manifest: dict) -> int:
     merged = {k: torch.cat(v) for k, v in pending.items()}
     shard = {k: v[:size].contiguous() for k, v in merged.items()}
     rest = {k: v[size:] for k, v in merged.items()}
-    name = f"shard_{p:03d}_{state['shards']:05d}.safetensors"
+    name = _shard_name(p, state["shards"])
     partial = directory / f".{name}.partial"
     save_file(shard, str(partial))
     os.replace(partial, directory / name)
@@ -126,21 +150,27 @@ def _flush(directory: Path, p: int, state: dict, pending: dict, size: int, manif
 class LatentClipDataset(Dataset):
     """Map-style access to every clip of a filled cache (shards are opened lazily, memory-mapped)."""
 
-    def __init__(self, directory: str | os.PathLike, model=None):
+    def __init__(self, directory: str | os.PathLike, key: dict):
+        """`key`: what the clips must have been built for (as given to `fill_cache`)."""
         self.directory = Path(directory)
         manifest = _read_manifest(self.directory)
         if not manifest or not manifest.get("passes"):
             raise CacheError(f"{self.directory}: no latent cache here (run the fill first)")
         if any(not p["done"] for p in manifest["passes"].values()):
             raise CacheError(f"{self.directory}: the cache fill did not finish; run it again to resume")
-        if model is not None and manifest["encoder"] != encoder_fingerprint(model):
-            raise CacheError(f"{self.directory}: built with a different encoder or frame size")
+        _check_key(self.directory, manifest, key)
         self.tokens_per_frame = manifest["tokens_per_frame"]
         self.index: list[tuple[Path, int]] = []
-        for path in sorted(self.directory.glob("shard_*.safetensors")):
-            with safe_open(str(path), "pt") as handle:
-                rows = handle.get_slice("latents").get_shape()[0]
-            self.index.extend((path, row) for row in range(rows))
+        for p, state in sorted(manifest["passes"].items(), key=lambda item: int(item[0])):
+            clips = 0
+            for shard in range(state["shards"]):
+                path = self.directory / _shard_name(int(p), shard)
+                rows = _shard_rows(path)
+                self.index.extend((path, row) for row in range(rows))
+                clips += rows
+            if clips != state["clips"]:
+                raise CacheError(f"{self.directory}: pass {p} holds {clips} clips, its record says {state['clips']}; "
+                                 f"rebuild the cache in another data.cache_dir")
         if not self.index:
             raise CacheError(f"{self.directory}: the cache holds no clips")
         self._handles: dict[Path, object] = {}

@@ -9,6 +9,12 @@ or a latent cache), so this room never imports the dataset room. A batch is a di
 Resuming is exact: the checkpoint holds the predictor, the optimizer, the step, the data
 position (epoch and batches consumed in it) and every RNG state; the data stream is
 deterministic for a given epoch, so the resumed run sees the same batches in the same order.
+
+``run.out_dir`` belongs to its run (`world_model.training.run_folder`): the run is its settings,
+the frozen encoder's fingerprint and the data's, and a folder of another run is refused before
+any data is read or anything written. Settings that do not change what is computed are not part
+of the run (`NOT_DEFINING`): the device, DataLoader workers, activation checkpointing, logging,
+validation and checkpoint frequency, TensorBoard, and the resume flags themselves.
 """
 from __future__ import annotations
 
@@ -25,15 +31,24 @@ from torch.nn.parallel import DistributedDataParallel
 from vjepa_wm.embodiments import get_embodiment
 from vjepa_wm.world_model.ac_predictor import ACPredictor, ac_predictor_config
 from vjepa_wm.world_model.ac_training.config import ACTrainConfig
+from vjepa_wm.world_model.ac_training.latent_cache import encoder_fingerprint
 from vjepa_wm.world_model.ac_training.loss import ac_loss
 from vjepa_wm.world_model.checkpoints import load_encoder, load_world_model, save_world_model
-from vjepa_wm.world_model.configuration import to_dict
+from vjepa_wm.world_model.checkpoints.io import CheckpointError, load_strict
+from vjepa_wm.world_model.configuration import save_config, to_dict
 from vjepa_wm.world_model.training.distributed import DistContext, barrier, gather_objects, init_distributed, mean_across, shutdown
+from vjepa_wm.world_model.training.run_folder import RunFolder, open_run_folder, run_identity
 from vjepa_wm.world_model.training.schedules import WarmupConstantCooldown
 from vjepa_wm.world_model.training.train_state import latest_checkpoint, load_train_state, rng_state, save_train_state, set_rng_state
 from vjepa_wm.world_model.world_model import WorldModel, normalize_latents
 
 log = logging.getLogger(__name__)
+
+# Config keys that do not change what a run computes: changing them never makes another run.
+NOT_DEFINING = ("run.out_dir", "run.device", "run.activation_checkpointing", "run.log_every", "run.val_every", "run.val_batches",
+                "run.save_every", "run.keep_checkpoints", "run.resume", "run.resume_changed", "run.tensorboard", "data.workers")
+# Files the run writes under fixed names (refused up front if someone else's file holds one).
+NEEDS = ("config.yaml", "checkpoints/latest.txt", "world_model/config.json", "world_model/model.safetensors")
 
 
 @dataclass
@@ -124,18 +139,27 @@ def evaluate(model: WorldModel, predictor, batches: Iterable[dict], config: ACTr
     return {"val/loss": values[0], "val/teacher_forcing": values[1], "val/rollout": values[2]}
 
 
-def train_ac(config: ACTrainConfig, train: BatchSource, val: BatchSource | None = None, progress: bool = True) -> Path:
-    """Train; returns the exported world model directory (``<out_dir>/world_model``)."""
+Sources = Callable[[WorldModel], tuple[BatchSource, BatchSource | None]]
+
+
+def train_ac(config: ACTrainConfig, sources: Sources, data: dict, progress: bool = True) -> Path:
+    """Train; returns the exported world model directory (``<out_dir>/world_model``).
+
+    `data` fingerprints what the batches are read from (`world_model.training.fingerprint`): a
+    resumed run must read the same. `sources(model)` gives the training and validation batch
+    sources; it is called once the run folder is checked, so a refused run never spends time on
+    it (it may fill a latent cache with the model's frozen encoder).
+    """
     config.validate()
     run = config.run
     context, device = init_distributed(run.device)
     try:
-        return _train(config, train, val, context, device, progress)
+        return _train(config, sources, data, context, device, progress)
     finally:
         shutdown(context)
 
 
-def _train(config: ACTrainConfig, train: BatchSource, val: BatchSource | None, context: DistContext, device, progress: bool) -> Path:
+def _train(config: ACTrainConfig, sources: Sources, data: dict, context: DistContext, device, progress: bool) -> Path:
     from tqdm import tqdm
 
     run = config.run
@@ -143,6 +167,10 @@ def _train(config: ACTrainConfig, train: BatchSource, val: BatchSource | None, c
     checkpoints = out / "checkpoints"
     torch.manual_seed(run.seed + context.rank)
     model = build_world_model(config).to(device)
+    identity = run_identity("train-ac", config, NOT_DEFINING, {"encoder": encoder_fingerprint(model), "data": data})
+    folder = open_run_folder(out, identity, NEEDS, run.resume_changed, context)
+    with torch.random.fork_rng(devices=[]):  # filling a cache draws DataLoader seeds: keep them off the training's stream
+        train, val = sources(model)
     model.train()
     predictor = model.predictor
     optimizer = make_optimizer(predictor, config)
@@ -150,13 +178,21 @@ def _train(config: ACTrainConfig, train: BatchSource, val: BatchSource | None, c
     schedule = WarmupConstantCooldown(lr=o.lr, total_steps=run.steps, warmup_steps=o.warmup_steps, start_lr=o.start_lr,
                                       cooldown_steps=o.decay_steps, final_lr=o.final_lr)
     step, epoch, consumed = 0, 0, 0
-    resume_from = latest_checkpoint(checkpoints) if run.resume else None
+    resume_from = latest_checkpoint(checkpoints, folder) if run.resume else None
     if resume_from is not None:
         state = load_train_state(resume_from)
-        predictor.load_state_dict(state["predictor"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, epoch, consumed = int(state["step"]), int(state["epoch"]), int(state["consumed"])
-        set_rng_state(state["rng"][min(context.rank, len(state["rng"]) - 1)])
+        try:
+            load_strict(predictor, state["predictor"], f"{resume_from} [predictor]")  # all weights, all finite
+            optimizer.load_state_dict(state["optimizer"])
+            step, epoch, consumed = int(state["step"]), int(state["epoch"]), int(state["consumed"])
+            rng = state["rng"][min(context.rank, len(state["rng"]) - 1)]
+        except CheckpointError:
+            raise
+        except (KeyError, TypeError, IndexError) as err:
+            raise CheckpointError(f"{resume_from}: incomplete train-ac checkpoint ({err})") from None
+        except ValueError as err:
+            raise CheckpointError(f"{resume_from}: optimizer state does not fit this model ({err})") from None
+        set_rng_state(rng)
         log.info("resumed from %s at step %d", resume_from, step)
     trained = DistributedDataParallel(predictor, device_ids=[device.index] if device.type == "cuda" else None) if context.active else predictor
     stream = BatchStream(train, epoch, consumed)
@@ -207,18 +243,19 @@ def _train(config: ACTrainConfig, train: BatchSource, val: BatchSource | None, c
                         for name, value in metrics.items():
                             writer.add_scalar(name, value, step)
         if step % run.save_every == 0 or step == run.steps:
-            _save(checkpoints, step, stream, predictor, optimizer, config, context)
+            _save(folder, checkpoints, step, stream, predictor, optimizer, config, context)
     bar.close()
     if writer is not None:
         writer.close()
     target = out / "world_model"
     if context.is_main:
-        save_world_model(model.to("cpu"), target, overwrite=True)
+        folder.export("world_model", lambda path: save_world_model(model.to("cpu"), path))
     barrier(context)
     return target
 
 
-def _save(directory: Path, step: int, stream: BatchStream, predictor, optimizer, config: ACTrainConfig, context: DistContext) -> None:
+def _save(folder: RunFolder, directory: Path, step: int, stream: BatchStream, predictor, optimizer, config: ACTrainConfig,
+          context: DistContext) -> None:
     rngs = gather_objects(rng_state(), context)  # every rank's RNG, restored per rank on resume
     if context.is_main:
         payload = {
@@ -229,5 +266,6 @@ def _save(directory: Path, step: int, stream: BatchStream, predictor, optimizer,
             "rng": rngs,
             "config": to_dict(config),
         }
-        save_train_state(directory, step, payload, keep=config.run.keep_checkpoints)
+        folder.write("config.yaml", lambda path: save_config(config, path))  # the settings of the run's latest stretch
+        save_train_state(directory, step, payload, config.run.keep_checkpoints, folder)
     barrier(context)

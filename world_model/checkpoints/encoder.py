@@ -21,6 +21,7 @@ from safetensors.torch import save_file
 from ..vit import ENCODER_SIZES, EncoderConfig, VisionTransformer
 from .io import (
     CheckpointError,
+    config_errors,
     detect_format,
     fuse_qkv,
     hf_section,
@@ -78,7 +79,8 @@ def infer_encoder_config(state: dict[str, torch.Tensor], num_heads: int | None =
 def encoder_from_official_state(state: dict, num_heads: int | None = None, source: str = "") -> VisionTransformer:
     state = strip_prefixes(state)
     state = {k: v for k, v in state.items() if k != "pos_embed"}  # unused with RoPE
-    model = VisionTransformer(infer_encoder_config(state, num_heads, source))
+    with config_errors(source, "encoder"):
+        model = VisionTransformer(infer_encoder_config(state, num_heads, source))
     load_strict(model, state, source)
     return model
 
@@ -118,21 +120,18 @@ def official_to_hf_encoder(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
 
 
 def hf_config_to_encoder(hf: dict) -> EncoderConfig:
-    try:
-        dim = int(hf["hidden_size"])
-        return EncoderConfig(
-            embed_dim=dim,
-            depth=int(hf["num_hidden_layers"]),
-            num_heads=int(hf["num_attention_heads"]),
-            mlp_hidden=int(dim * float(hf.get("mlp_ratio", 4.0))),
-            patch_size=int(hf.get("patch_size", 16)),
-            tubelet_size=int(hf.get("tubelet_size", 2)),
-            in_chans=int(hf.get("in_chans", 3)),
-            img_size=int(hf.get("crop_size", 256)),
-            qkv_bias=bool(hf.get("qkv_bias", True)),
-        )
-    except (KeyError, TypeError, ValueError) as err:
-        raise CheckpointError(f"Hugging Face config lacks a usable field ({err})") from None
+    dim = int(hf["hidden_size"])
+    return EncoderConfig(
+        embed_dim=dim,
+        depth=int(hf["num_hidden_layers"]),
+        num_heads=int(hf["num_attention_heads"]),
+        mlp_hidden=int(dim * float(hf.get("mlp_ratio", 4.0))),
+        patch_size=int(hf.get("patch_size", 16)),
+        tubelet_size=int(hf.get("tubelet_size", 2)),
+        in_chans=int(hf.get("in_chans", 3)),
+        img_size=int(hf.get("crop_size", 256)),
+        qkv_bias=bool(hf.get("qkv_bias", True)),
+    )
 
 
 def encoder_to_hf_config(config: EncoderConfig) -> dict:
@@ -161,15 +160,13 @@ def load_encoder(source: str | os.PathLike, key: str | None = None, num_heads: i
     fmt = detect_format(path)
     if fmt == "ours":
         meta, state = read_our_checkpoint(path, "encoder")
-        try:
-            config = EncoderConfig.from_dict(meta["config"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"{path}: bad encoder config ({err})") from None
-        model = VisionTransformer(config)
+        with config_errors(path / "config.json", "encoder"):
+            model = VisionTransformer(EncoderConfig.from_dict(meta["config"]))
         load_strict(model, state, str(path))
     elif fmt == "hf":
-        config = hf_config_to_encoder(read_json(path / "config.json"))
-        model = VisionTransformer(config)
+        hf = read_json(path / "config.json")
+        with config_errors(path / "config.json", "Hugging Face encoder"):
+            model = VisionTransformer(hf_config_to_encoder(hf))
         load_strict(model, hf_to_official_encoder(read_hf_weights(path)), str(path))
     else:
         checkpoint = safe_torch_load(path)

@@ -1,21 +1,30 @@
 """Reading and writing checkpoint files safely: the building blocks every format's converter uses.
 
 * `safe_torch_load`: ``torch.load`` with ``weights_only=True`` and one-line errors, so a pickle that
-  would run code is refused, not run;
-* `read_safetensors`, `read_json`, `read_hf_weights`, `detect_format` (ours, Hugging Face, official);
-* `load_strict`: all weights or an error naming the missing, unexpected and mis-shaped keys;
+  would run code is refused (naming the global it asks for), not run, and other bytes are "not a
+  checkpoint";
+* `read_safetensors`, `read_json`, `read_hf_weights`, `detect_format` (ours, Hugging Face, official),
+  `check_format_version`;
+* `config_errors`: a config that cannot build its model is one error naming the file;
+* `load_strict`: all weights or an error naming the missing, unexpected and mis-shaped keys, or the
+  first tensor holding NaN / inf (`check_finite`);
 * `write_directory` / `save_our_checkpoint`: our format (``config.json`` with ``"format": "vjepa_wm"``
   + ``model.safetensors``), written atomically and never over an existing directory unless asked.
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import pickle
+import re
 import shutil
 import tempfile
+import warnings
+import zipfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from safetensors import SafetensorError
@@ -43,18 +52,87 @@ def safe_torch_load(path: str | os.PathLike) -> object:
     if path.stat().st_size == 0:
         raise CheckpointError(f"{path}: empty file, not a checkpoint")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # a foreign protocol is reported below, as one line
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if "weights_only" in str(err) or "Unsupported global" in str(err) or "GLOBAL" in str(err):
+        wanted = _named_global(str(err)) or _foreign_global(path)
+        if wanted:
             raise CheckpointError(
-                f"{path}: refused: the file's pickle asks to run code or build objects other than tensors "
-                f"(weights_only=True); only plain weight files are loaded"
+                f"{path}: refused: its pickle asks for {wanted}, which would run code (weights_only=True loads only "
+                f"plain weight files)"
             ) from None
-        raise CheckpointError(f"{path}: not a PyTorch checkpoint ({first})") from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint (unreadable pickle: {_weights_unpickler_reason(err)})") from None
     except Exception as err:  # torch raises many types for damaged files (IndexError, RuntimeError, ...)
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint (truncated or corrupt: {reason})") from None
+
+
+# A pickle is probed this far at most: globals come first in what they build, and the probe never
+# needs the tensors' bytes.
+PROBE_BYTES = 64 << 20
+
+
+class _AsksForGlobal(Exception):
+    pass
+
+
+class _GlobalProbe(pickle.Unpickler):
+    """Walks a pickle without importing or calling anything: torch's own tensor-rebuilding globals
+    are inert stand-ins, any other global stops the walk with its name."""
+
+    def find_class(self, module: str, name: str):
+        if module == "torch" or module.startswith("torch.") or (module, name) == ("collections", "OrderedDict"):
+            return _inert
+        raise _AsksForGlobal(f"{module}.{name}")
+
+    def persistent_load(self, pid):
+        return None
+
+
+def _inert(*args, **kwargs) -> None:
+    return None
+
+
+def _foreign_global(path: Path) -> str | None:
+    """The first global outside torch that the file's pickle (or a zip checkpoint's ``data.pkl``)
+    asks for, or None when it asks for none or is no pickle at all.
+
+    torch's weights_only unpickler names a refused global only for the pickle protocols it reads
+    (1-3); at 0, 4 and 5 it stops at an opcode it does not know, so this probe tells a pickle that
+    would run code from bytes that are simply not a checkpoint.
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+                if not names:
+                    return None
+                with archive.open(names[0]) as handle:
+                    data = handle.read(PROBE_BYTES)
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(PROBE_BYTES)
+        _GlobalProbe(io.BytesIO(data)).load()
+    except _AsksForGlobal as asked:
+        return str(asked)
+    except Exception:  # not a pickle, truncated, or a shape the probe cannot walk: nothing asked for
+        return None
+    return None
+
+
+def _named_global(message: str) -> str | None:
+    """The global that torch's weights_only unpickler refused, from its message."""
+    match = re.search(r"GLOBAL ([\w.]+)", message)
+    return match.group(1) if match else None
+
+
+def _weights_unpickler_reason(err: Exception) -> str:
+    """The reason torch gives after its long weights_only preamble (e.g. 'Unsupported operand 149')."""
+    text = str(err)
+    tail = text.split("WeightsUnpickler error:", 1)[1] if "WeightsUnpickler error:" in text else text
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    return lines[0] if lines else type(err).__name__
 
 
 def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
@@ -136,7 +214,29 @@ def load_strict(module: nn.Module, state: dict[str, torch.Tensor], source: str) 
                 shown = ", ".join(names[:6]) + (f", ... ({len(names)} in all)" if len(names) > 6 else "")
                 parts.append(f"{label}: {shown}")
         raise CheckpointError(f"{source}: weights do not fit the model; " + "; ".join(parts))
+    check_finite(state, source)
     module.load_state_dict({k: v.to(expected[k].dtype) for k, v in state.items()}, strict=True)
+
+
+@contextmanager
+def config_errors(source, what: str) -> Iterator[None]:
+    """Turn the errors of building a model from a recorded or inferred config (missing, mistyped or
+    nonsense fields) into one `CheckpointError` naming the file."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except (LookupError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{source}: bad {what} config ({str(err).strip() or type(err).__name__})") from None
+
+
+def check_finite(state: dict[str, torch.Tensor], source: str) -> None:
+    """Refuse weights holding NaN or inf: a model built from them gives NaN features and plans
+    without any error. Names the first bad tensor, in the file's order."""
+    for key, value in state.items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            bad = int((~torch.isfinite(value)).sum())
+            raise CheckpointError(f"{source}: weights are not finite: {key} holds {bad} NaN/inf of {value.numel()} values")
 
 
 def fuse_qkv(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -206,9 +306,18 @@ def read_our_checkpoint(directory: Path, kind: str) -> tuple[dict, dict[str, tor
         raise CheckpointError(f"{directory}: not a vjepa_wm checkpoint directory")
     if meta.get("kind") != kind:
         raise CheckpointError(f"{directory}: holds a {meta.get('kind')!r}, not a {kind!r}")
-    if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{directory}: written by a newer vjepa_wm (format {meta.get('format_version')})")
+    check_format_version(meta.get("format_version", 0), FORMAT_VERSION, directory / "config.json")
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError(f"{directory / 'config.json'}: its \"config\" is not a JSON object")
     return meta, read_safetensors(directory / "model.safetensors")
+
+
+def check_format_version(version: object, newest: int, source) -> None:
+    """A format version this reader knows: an integer from 0 (unrecorded) up to `newest`."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise CheckpointError(f"{source}: format_version {version!r} is not a non-negative integer")
+    if version > newest:
+        raise CheckpointError(f"{source}: written by a newer vjepa_wm (format {version}; this one reads up to {newest})")
 
 
 def write_directory(target: Path, write: Callable[[Path], None], overwrite: bool = False) -> Path:

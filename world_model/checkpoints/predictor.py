@@ -11,6 +11,7 @@ import torch
 from ..predictor import PUBLISHED_HEADS, Predictor, PredictorConfig
 from .io import (
     CheckpointError,
+    config_errors,
     detect_format,
     fuse_qkv,
     hf_section,
@@ -61,7 +62,8 @@ def infer_predictor_config(state: dict[str, torch.Tensor], img_size: int, num_he
 
 def predictor_from_official_state(state: dict, img_size: int = 256, num_heads: int | None = None, source: str = "") -> Predictor:
     state = {k: v for k, v in strip_prefixes(state).items() if k != "predictor_pos_embed"}  # unused with RoPE
-    model = Predictor(infer_predictor_config(state, img_size, num_heads, source))
+    with config_errors(source, "predictor"):
+        model = Predictor(infer_predictor_config(state, img_size, num_heads, source))
     load_strict(model, state, source)
     return model
 
@@ -97,17 +99,13 @@ def load_predictor(source: str | os.PathLike, img_size: int | None = None, num_h
     fmt = detect_format(path)
     if fmt == "ours":
         meta, state = read_our_checkpoint(path, "predictor")
-        try:
+        with config_errors(path / "config.json", "predictor"):
             config = PredictorConfig.from_dict(meta["config"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"{path}: bad predictor config ({err})") from None
-        if img_size is not None:
-            config = replace(config, img_size=img_size)
-        model = Predictor(config)
+            model = Predictor(config if img_size is None else replace(config, img_size=img_size))
         load_strict(model, state, str(path))
     elif fmt == "hf":
         hf = read_json(path / "config.json")
-        try:
+        with config_errors(path / "config.json", "Hugging Face predictor"):
             embed = int(hf["pred_hidden_size"])
             config = PredictorConfig(
                 encoder_dim=int(hf["hidden_size"]),
@@ -120,9 +118,7 @@ def load_predictor(source: str | os.PathLike, img_size: int | None = None, num_h
                 patch_size=int(hf.get("patch_size", 16)),
                 qkv_bias=bool(hf.get("qkv_bias", True)),
             )
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"{path}: Hugging Face config lacks a usable predictor field ({err})") from None
-        model = Predictor(config)
+            model = Predictor(config)
         load_strict(model, hf_to_official_predictor(read_hf_weights(path)), str(path))
     else:
         checkpoint_obj = safe_torch_load(path)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from vjepa_wm.embodiments import Embodiment, Franka, embodiment_from_dict
+from vjepa_wm.embodiments import Franka, embodiment_from_dict
 
 from ..ac_predictor import ACPredictor, ACPredictorConfig, heads_for_width
 from ..vit import EncoderConfig, VisionTransformer
@@ -20,6 +20,7 @@ from ..world_model import WorldModel
 from .encoder import ENCODER_KEYS, encoder_from_official_state
 from .io import (
     CheckpointError,
+    config_errors,
     detect_format,
     load_strict,
     read_our_checkpoint,
@@ -46,41 +47,32 @@ def infer_ac_config(state: dict[str, torch.Tensor], img_size: int, patch_size: i
     )
 
 
-def _recorded_embodiment(config: dict, path: Path) -> Embodiment:
-    record = config.get("embodiment")
-    if record is None:
-        return Franka()
-    try:
-        return embodiment_from_dict(record)
-    except (TypeError, ValueError) as err:
-        raise CheckpointError(f"{path}: bad embodiment record ({err})") from None
-
-
 def load_world_model(source: str | os.PathLike, img_size: int = 256) -> WorldModel:
     """Our ``world_model`` directory, or the official V-JEPA 2-AC ``.pt`` (``img_size`` is the frame
     resolution, which the published file does not record; ours records it)."""
     path = Path(source)
     if detect_format(path) == "ours":
         meta, weights = read_our_checkpoint(path, "world_model")
-        try:
-            config = meta["config"]
+        config = meta["config"]
+        with config_errors(path / "config.json", "world-model"):
             encoder = VisionTransformer(EncoderConfig.from_dict(config["encoder"]))
             predictor = ACPredictor(ACPredictorConfig.from_dict(config["predictor"]))
-            img_size = int(config["img_size"])
-        except (KeyError, TypeError, ValueError) as err:
-            raise CheckpointError(f"{path}: bad world-model config ({err})") from None
-        embodiment = _recorded_embodiment(config, path)
+            record = config.get("embodiment")
+            embodiment = Franka() if record is None else embodiment_from_dict(record)
+            model = WorldModel(encoder, predictor, int(config["img_size"]), embodiment)
         load_strict(encoder, {k[8:]: v for k, v in weights.items() if k.startswith("encoder.")}, f"{path} (encoder)")
         load_strict(predictor, {k[10:]: v for k, v in weights.items() if k.startswith("predictor.")}, f"{path} (predictor)")
-        return WorldModel(encoder, predictor, img_size, embodiment).eval()
+        return model.eval()
     if path.is_dir():
         raise CheckpointError(f"{path}: a Hugging Face directory holds no action-conditioned predictor")
     checkpoint = safe_torch_load(path)
     encoder = encoder_from_official_state(select_state(checkpoint, None, ENCODER_KEYS, path, "encoder"), source=str(path))
     predictor_state = strip_prefixes(select_state(checkpoint, "predictor", (), path, "predictor"))
-    predictor = ACPredictor(infer_ac_config(predictor_state, img_size, encoder.config.patch_size, str(path)))
+    with config_errors(path, "V-JEPA 2-AC predictor"):
+        predictor = ACPredictor(infer_ac_config(predictor_state, img_size, encoder.config.patch_size, str(path)))
+        model = WorldModel(encoder, predictor, img_size, Franka())
     load_strict(predictor, predictor_state, f"{path} (predictor)")
-    return WorldModel(encoder, predictor, img_size, Franka()).eval()
+    return model.eval()
 
 
 def save_world_model(model: WorldModel, target: str | os.PathLike, overwrite: bool = False) -> Path:

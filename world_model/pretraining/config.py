@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from vjepa_wm.world_model.pretraining.masks import IMAGE_MASKS, VIDEO_MASKS, MaskSpec
+from vjepa_wm.world_model.training.distributed import check_device
+from vjepa_wm.world_model.training.settings import check_adamw, check_counts, check_finite
 
 
 @dataclass
@@ -106,6 +108,7 @@ class RunConfig:
     device: str = "auto"  # auto | cpu | cuda | cuda:N (under torchrun: the local rank's GPU)
     precision: Literal["auto", "fp32", "bf16"] = "auto"  # auto = bf16 autocast on GPU, fp32 on CPU
     resume: str = "auto"  # auto (latest checkpoint in out_dir, if any) | never | a checkpoint path
+    resume_changed: list[str] = field(default_factory=list)  # resume out_dir's run although these keys changed: exactly the changed ones, e.g. [optim.lr, data]
     save_every: int = 1000  # steps between checkpoints
     keep_checkpoints: int = 2  # newest checkpoints kept
     log_every: int = 10  # steps between logged losses
@@ -134,6 +137,18 @@ class PretrainConfig:
 
     def validate(self, world_size: int = 1) -> None:
         """Raise a one-line ValueError for settings that cannot train."""
+        check_finite(self)
+        check_adamw(self.optim)
+        if not all(0 <= momentum <= 1 for momentum in self.optim.ema):
+            raise ValueError(f"optim.ema must be momenta in [0, 1], got {list(self.optim.ema)}")
+        check_counts(self, {"optim.warmup_steps": 0, "optim.cooldown_steps": 0, "model.predictor_depth": 0,
+                            "model.predictor_dim": 1, "model.predictor_heads": 1, "loss.context_lambda_start": 0,
+                            "loss.context_lambda_end": 0, "data.num_workers": 0})
+        if not 0 <= self.model.drop_path_rate < 1:
+            raise ValueError(f"model.drop_path_rate must be in [0, 1), got {self.model.drop_path_rate}")
+        if self.loss.context_lambda < 0:
+            raise ValueError(f"loss.context_lambda must be at least 0, got {self.loss.context_lambda}")
+        check_device(self.run.device)
         if not self.phases:
             raise ValueError("phases: at least one training phase is needed")
         for index, phase in enumerate(self.phases):

@@ -10,6 +10,12 @@ Around it: progressive resolution (frames and crop per phase), bf16 autocast on 
 activation checkpointing, DDP under torchrun, exact resume from atomic checkpoints, TensorBoard
 scalars, a tqdm bar, a collapse monitor, and at the end an export of the target encoder and the
 predictor in our checkpoint format (``OUT/encoder``, ``OUT/predictor``).
+
+``run.out_dir`` belongs to its run (`world_model.training.run_folder`): the run is its settings
+(the model config among them) and the fingerprint of its data folders, and a folder of another
+run is refused before training. Settings that do not change what is computed are not part of the
+run (`NOT_DEFINING`): the device, loader workers, activation checkpointing, logging, monitoring,
+checkpoint frequency, TensorBoard, the progress bar and the resume flags themselves.
 """
 from __future__ import annotations
 
@@ -44,12 +50,21 @@ from vjepa_wm.world_model.training.distributed import (
     pick_device,
     shutdown,
 )
+from vjepa_wm.world_model.training.fingerprint import files_fingerprint
+from vjepa_wm.world_model.training.run_folder import RunFolder, open_run_folder, run_identity
 from vjepa_wm.world_model.training.schedules import LinearRamp, LinearWarmupHold, WarmupConstantCooldown
 from vjepa_wm.world_model.training.train_state import latest_checkpoint, load_train_state, rng_state, save_train_state, set_rng_state
 from vjepa_wm.world_model.vit import VisionTransformer, encoder_config
 
 # Distinct skipped files reported by name; the rest are only counted.
 MAX_SKIP_REPORTS = 20
+# Config keys that do not change what a run computes: changing them never makes another run.
+NOT_DEFINING = ("run.out_dir", "run.device", "run.resume", "run.resume_changed", "run.save_every", "run.keep_checkpoints",
+                "run.log_every", "run.monitor_every", "run.collapse_min_std", "run.collapse_min_rank", "run.tensorboard",
+                "run.progress", "data.num_workers", "model.activation_checkpointing")
+# Files the run writes under fixed names (refused up front if someone else's file holds one).
+NEEDS = ("config.yaml", "checkpoints/latest.txt", "encoder/config.json", "encoder/model.safetensors",
+         "predictor/config.json", "predictor/model.safetensors")
 
 
 def build_models(config: PretrainConfig) -> tuple[VisionTransformer, Predictor]:
@@ -143,6 +158,7 @@ class Pretrainer:
         self.step = 0
         self.skipped = 0
         self._reported: set[str] = set()
+        self._folder: RunFolder | None = None
 
     # ------------------------------------------------------------------ one step
 
@@ -195,6 +211,15 @@ class Pretrainer:
 
     # ------------------------------------------------------------------ checkpoints
 
+    def run_folder(self) -> RunFolder:
+        """The output folder, checked on first use (every rank calls this in `resume` or `fit`)."""
+        if self._folder is None:
+            d = self.config.data
+            data = files_fingerprint([*d.video_dirs, *d.image_dirs, *(entry.path for entry in d.episodes)])
+            identity = run_identity("pretrain", self.config, NOT_DEFINING, {"data": data})
+            self._folder = open_run_folder(self.out_dir, identity, NEEDS, self.config.run.resume_changed, self.dist)
+        return self._folder
+
     def state_payload(self) -> dict:
         rng = gather_objects(rng_state(), self.dist)
         return {
@@ -214,9 +239,10 @@ class Pretrainer:
         if not bool(finite):
             raise FloatingPointError(f"step {self.step}: weights are no longer finite; not saving over good checkpoints")
         payload = self.state_payload()
-        path = None
+        folder, path = self.run_folder(), None
         if self.dist.is_main:
-            path = save_train_state(self.out_dir / "checkpoints", self.step, payload, self.config.run.keep_checkpoints)
+            folder.write("config.yaml", lambda target: save_config(self.config, target))  # the settings of the latest stretch
+            path = save_train_state(self.out_dir / "checkpoints", self.step, payload, self.config.run.keep_checkpoints, folder)
         barrier(self.dist)
         return path
 
@@ -243,10 +269,10 @@ class Pretrainer:
 
     def resume(self) -> Path | None:
         """Apply ``run.resume``: auto (latest in out_dir, if any), never, or a checkpoint path."""
-        choice = self.config.run.resume
+        choice, folder = self.config.run.resume, self.run_folder()
         if choice == "never":
             return None
-        path = latest_checkpoint(self.out_dir / "checkpoints") if choice == "auto" else Path(choice)
+        path = latest_checkpoint(self.out_dir / "checkpoints", folder) if choice == "auto" else Path(choice)
         if path is None:
             return None
         self.load(path)
@@ -259,8 +285,8 @@ class Pretrainer:
         predictor = Predictor(replace(self.predictor.config, activation_checkpointing=False, drop_path_rate=0.0))
         predictor.load_state_dict(self.predictor.state_dict())
         return (
-            save_encoder(encoder.cpu(), self.out_dir / "encoder", overwrite=True),
-            save_predictor(predictor.cpu(), self.out_dir / "predictor", overwrite=True),
+            self.run_folder().export("encoder", lambda target: save_encoder(encoder.cpu(), target)),
+            self.run_folder().export("predictor", lambda target: save_predictor(predictor.cpu(), target)),
         )
 
     # ------------------------------------------------------------------ the loop
@@ -279,9 +305,7 @@ class Pretrainer:
         run = self.config.run
         total = self.config.total_steps
         result = FitResult(steps=0)
-        if self.dist.is_main:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            save_config(self.config, self.out_dir / "config.yaml")
+        self.run_folder()  # checked before any data is read
         writer = self._writer() if run.tensorboard and self.dist.is_main else None
         loader = make_loader(self.config.data, self.config.phases, run.seed, self.step, self.dist.rank, self.dist.world_size,
                              self.clip_sources)

@@ -27,14 +27,30 @@ class DistContext:
         return self.rank == 0
 
 
+def check_device(name: str, flag: str = "run.device", auto: bool = True) -> None:
+    """A one-line ValueError naming `flag` unless `name` is a device this machine has (cpu, an
+    existing cuda:N, another torch device type), or ``auto`` where the caller resolves it."""
+    if auto and name == "auto":
+        return
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        choices = "auto, cpu, cuda or cuda:N" if auto else "cpu, cuda or cuda:N"
+        raise ValueError(f"{flag}: {name!r} is not a device ({choices})") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"{flag} asks for CUDA, but no CUDA GPU is available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(f"{flag}: there is no {device} (this machine has {torch.cuda.device_count()} GPUs)")
+
+
 def pick_device(name: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> this process's GPU if CUDA is available, else the CPU."""
+    """``auto`` -> this process's GPU if CUDA is available, else the CPU (`name` is run.device)."""
+    check_device(name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
     if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("run.device asks for CUDA, but no CUDA GPU is available")
         if device.index is None:
             device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)

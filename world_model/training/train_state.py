@@ -6,21 +6,37 @@ dict), so ``torch.load(weights_only=True)`` reads it back. It is written to a hi
 file and renamed into place; a name that already exists gets a suffix instead of being
 replaced. ``latest.txt`` names the newest complete checkpoint; older ones are pruned only after
 a newer one is complete.
+
+Every checkpoint belongs to its run (an `Owner`, the run folder of
+`world_model.training.run_folder`): it is claimed before it is written, and pruning and resuming
+consider only the run's own checkpoints, so a file someone else put in ``checkpoints/`` (even one
+named like a checkpoint) is never loaded or deleted.
 """
 from __future__ import annotations
 
 import os
 import re
 from pathlib import Path
+from typing import Protocol
 
 import torch
 
-from vjepa_wm.world_model.checkpoints.io import CheckpointError, safe_torch_load
+from vjepa_wm.world_model.checkpoints.io import CheckpointError, check_format_version, safe_torch_load
 
 FORMAT = "vjepa_wm-train-state"  # pretraining and train-ac checkpoints alike
 FORMAT_VERSION = 1
 LATEST = "latest.txt"
 _NAME = re.compile(r"^step_(\d{8})(?:\.r(\d+))?\.pt$")
+
+
+class Owner(Protocol):
+    """Which files a run wrote: it claims a file before writing it and releases one it deleted."""
+
+    def owns(self, path: Path) -> bool: ...
+
+    def claim(self, *paths: Path) -> None: ...
+
+    def release(self, path: Path) -> None: ...
 
 
 def rng_state() -> dict:
@@ -37,11 +53,11 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _checkpoints(directory: Path) -> list[tuple[int, int, Path]]:
+def _checkpoints(directory: Path, owner: Owner) -> list[tuple[int, int, Path]]:
     found = []
     for path in directory.glob("step_*.pt"):
         match = _NAME.match(path.name)
-        if match:
+        if match and owner.owns(path):
             found.append((int(match.group(1)), int(match.group(2) or 0), path))
     return sorted(found)
 
@@ -52,8 +68,8 @@ def _write_text_atomically(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
-def save_train_state(directory: str | os.PathLike, step: int, payload: dict, keep: int) -> Path:
-    """Write ``payload`` as the checkpoint of `step`; returns its path. Keeps the newest `keep`."""
+def save_train_state(directory: str | os.PathLike, step: int, payload: dict, keep: int, owner: Owner) -> Path:
+    """Write ``payload`` as the checkpoint of `step`; returns its path. Keeps the newest `keep` of `owner`'s."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / f"step_{step:08d}.pt"
@@ -61,25 +77,27 @@ def save_train_state(directory: str | os.PathLike, step: int, payload: dict, kee
     while target.exists():  # resumed from an older checkpoint: never replace the later one
         revision += 1
         target = directory / f"step_{step:08d}.r{revision}.pt"
+    owner.claim(target, directory / LATEST)
     partial = directory / f".{target.name}.partial"
     torch.save({"format": FORMAT, "format_version": FORMAT_VERSION, "step": step, **payload}, partial)
     os.replace(partial, target)
     _write_text_atomically(directory / LATEST, target.name + "\n")
-    for _, _, old in _checkpoints(directory)[:-keep]:
+    for _, _, old in _checkpoints(directory, owner)[:-keep]:
         if old != target:
             old.unlink(missing_ok=True)
+            owner.release(old)
     return target
 
 
-def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
-    """The checkpoint named by ``latest.txt``, else the highest step present, else None."""
+def latest_checkpoint(directory: str | os.PathLike, owner: Owner) -> Path | None:
+    """`owner`'s checkpoint named by ``latest.txt``, else its highest step present, else None."""
     directory = Path(directory)
     pointer = directory / LATEST
-    if pointer.is_file():
+    if pointer.is_file() and owner.owns(pointer):
         named = directory / pointer.read_text().strip()
-        if _NAME.match(named.name) and named.is_file():
+        if _NAME.match(named.name) and named.is_file() and owner.owns(named):
             return named
-    found = _checkpoints(directory)
+    found = _checkpoints(directory, owner)
     return found[-1][2] if found else None
 
 
@@ -88,6 +106,5 @@ def load_train_state(path: str | os.PathLike) -> dict:
     state = safe_torch_load(path)
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a vjepa_wm training checkpoint")
-    if int(state.get("format_version", 0)) > FORMAT_VERSION:
-        raise CheckpointError(f"{path}: written by a newer vjepa_wm (format {state.get('format_version')})")
+    check_format_version(state.get("format_version", 0), FORMAT_VERSION, path)
     return state
