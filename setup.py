@@ -56,6 +56,7 @@ setup(
         "pybullet>=3.2.7",  # the first release built for numpy 2
         "gymnasium>=1.0",
         "tensorboard>=2.18",
+        "rosbags>=0.11.9",  # ROS 1 / ROS 2 bags without a ROS install (TartanDrive, datasets/tartandrive)
     ],
     extras_require={
         # DROID RLDS reading (datasets/droid/rlds.py), imported only when an RLDS pass starts.

@@ -40,7 +40,7 @@ def test_help_lists_every_field_with_its_default(argv, config_class, capsys):
 
 def test_every_subcommand_is_a_config_command():
     names = {" ".join(argv) for argv, _ in config_commands()}
-    assert {"demo", "encode", "convert", "collect-sim", "pretrain", "plan", "train-ac", "eval-sim"} <= names
+    assert {"demo", "encode", "convert", "collect-sim", "pretrain", "plan", "train-ac", "eval-sim", "collect-drive", "nav-process"} <= names
     assert {f"bench {name}" for name in BENCHMARKS} <= names
 
 

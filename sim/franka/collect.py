@@ -20,15 +20,15 @@ from __future__ import annotations
 
 import json
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from multiprocessing import get_context
+from functools import partial
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from vjepa_wm.sim.episode_pool import run_episodes
 from vjepa_wm.sim.franka.config import SimConfig
 
 EXTERIOR_SERIAL = "sim-ext1"
@@ -139,34 +139,7 @@ def _run(config: CollectConfig, indices: list[int]):
     """Yield (path, success, rows) per episode, inline or from `workers` processes."""
     from vjepa_wm.sim.franka.env import FrankaEnv
 
-    if config.workers == 1 or len(indices) <= 1:
-        env = FrankaEnv(config.sim_config())
-        try:
-            for index in indices:
-                yield collect_episode(env, config, index)
-        finally:
-            env.close()
-        return
-    # forkserver, not fork: workers start from a clean process (no inherited torch/tqdm threads) and,
-    # unlike spawn, do not re-run the caller's __main__ (`python -m vjepa_wm` has no main guard).
-    with ProcessPoolExecutor(config.workers, mp_context=get_context("forkserver"), initializer=_init_worker,
-                             initargs=(config,)) as pool:
-        futures = [pool.submit(_collect_in_worker, index) for index in indices]
-        for future in as_completed(futures):
-            yield future.result()
-
-
-_WORKER: dict = {}  # per worker process: its config and env, built once by the pool initializer
-
-
-def _init_worker(config: CollectConfig) -> None:
-    from vjepa_wm.sim.franka.env import FrankaEnv
-
-    _WORKER.update(config=config, env=FrankaEnv(config.sim_config()))
-
-
-def _collect_in_worker(index: int) -> tuple[Path, bool, int]:
-    return collect_episode(_WORKER["env"], _WORKER["config"], index)
+    return run_episodes(partial(FrankaEnv, config.sim_config()), collect_episode, config, indices, config.workers)
 
 
 def collect_episode(env, config: CollectConfig, index: int) -> tuple[Path, bool, int]:

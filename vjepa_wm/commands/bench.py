@@ -77,6 +77,21 @@ class PlanBench:
     json: str | None = None  # also write the figures here as JSON
 
 
+@dataclass
+class NavDataBench:
+    """Sim driving frames/s and nav-process bag seconds per wall second."""
+
+    data: str | None = None  # TartanDrive bags (or a folder of them) for nav-process instead of the drives recorded here
+    episodes: int = 2  # scripted drives recorded per pass
+    seconds: float = 15.0  # sim seconds per drive
+    width: int = 160  # camera frame width, px
+    height: int = 120  # camera frame height, px
+    image_hz: int = 20  # camera frames per sim second (TartanDrive: 20)
+    workers: str = "1"  # process counts for both stages, comma-separated
+    repeats: int = 3  # timed passes (the median is reported)
+    json: str | None = None  # also write the figures here as JSON
+
+
 def selection(text: str | None, device, gpu_default: str, cpu_default: str) -> list[str]:
     """The comma-separated names asked for, else the device's default set."""
     return [n.strip() for n in (text or (gpu_default if device.type == "cuda" else cpu_default)).split(",") if n.strip()]
@@ -148,17 +163,30 @@ def run_plan(config: PlanBench) -> int:
     return report(records, plan.COLUMNS, config.json)
 
 
+def run_nav_data(config: NavDataBench) -> int:
+    from vjepa_wm.benchmarks import nav_data
+
+    try:
+        workers = [int(w) for w in config.workers.split(",") if w.strip()]
+    except ValueError:
+        raise ValueError(f"--workers must be comma-separated process counts, got {config.workers!r}") from None
+    records = nav_data.run(config.data, config.episodes, config.seconds, config.width, config.height, config.image_hz,
+                           workers, config.repeats)
+    return report(records, nav_data.COLUMNS, config.json)
+
+
 BENCHMARKS = {
     "encoder": (EncoderBench, run_encoder),
     "pretrain": (PretrainBench, run_pretrain),
     "droid": (DroidBench, run_droid),
     "ac": (ACBench, run_ac),
     "plan": (PlanBench, run_plan),
+    "nav-data": (NavDataBench, run_nav_data),
 }
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("bench", help="run a benchmark (encoder, pretrain, droid, ac, plan)", description=__doc__)
+    parser = subparsers.add_parser("bench", help="run a benchmark (encoder, pretrain, droid, ac, plan, nav-data)", description=__doc__)
     benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for name, (config_class, run) in BENCHMARKS.items():
         doc = config_class.__doc__.strip()
