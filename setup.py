@@ -70,6 +70,10 @@ setup(
         ("share/ament_index/resource_index/packages", [f"resource/{NAME}"]),
         (f"share/{NAME}", ["package.xml"]),
     ],
-    entry_points={"console_scripts": ["vjepa-wm = vjepa_wm.cli:main"]},
+    entry_points={"console_scripts": [
+        "vjepa-wm = vjepa_wm.cli:main",
+        # ROS 2 nodes (`ros2 run vjepa_wm <node>` in a colcon workspace)
+        "camera_bridge = vjepa_wm.ros_nodes.camera_bridge:main",
+    ]},
     zip_safe=False,
 )
