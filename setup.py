@@ -62,8 +62,8 @@ setup(
         # DROID RLDS reading (datasets/droid/rlds.py), imported only when an RLDS pass starts.
         "rlds": ["tensorflow-cpu>=2.18", "tensorflow-datasets>=4.9.7"],
         # The test suite: the independent implementations it compares against, scipy's rotations
-        # as an oracle, and what the packaging test builds with.
-        "test": ["pytest>=8.0", "transformers>=5.0", "einops>=0.8", "scipy>=1.13.1", "build>=1.2.1", "setuptools>=77.0.3",
+        # as an oracle, evo (the trajectory metrics NWM reports), and what the packaging test builds with.
+        "test": ["pytest>=8.0", "transformers>=5.0", "einops>=0.8", "scipy>=1.13.1", "evo>=1.38.1", "build>=1.2.1", "setuptools>=77.0.3",
                  "wheel>=0.40"],
     },
     data_files=[

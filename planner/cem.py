@@ -8,6 +8,11 @@ small values rounded to zero where the embodiment asks (the Franka gripper). For
 this is exactly the published search: xyz and gripper searched, rotations held, box clipping,
 momentum 0.15 (the gripper may have its own pair, `momentum_overrides`).
 
+`candidates` swaps what is searched: a few numbers per candidate that expand into ``[S, H, A]``
+actions before scoring (the car's straight lines, `planner.nav_candidates`). The same sampling,
+clipping (to the candidates' box), elite refit and warm start then run over those numbers;
+without it nothing changes.
+
 Speed: every candidate of an iteration goes through the predictor in one batched pass (with a KV
 cache across horizon steps, see `WorldModel.rollout`), under bf16 autocast on a GPU. Inside the
 loop nothing waits for the host; the optional early stop reads the previous iteration's elite
@@ -18,6 +23,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import torch
 
@@ -78,11 +84,28 @@ class CEMConfig:
             self.workspace = (low, high)
 
 
+class Candidates(Protocol):
+    """What a search varies when it is not one action per step: ``rows x len(names)`` numbers per
+    candidate, in the box `low .. high`, that `expand` turns into ``[S, H, A]`` actions."""
+
+    names: tuple[str, ...]  # one per searched number (momentum_overrides address them by name)
+    rows: int
+    horizon: int  # H of the expanded actions
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+
+    def initial(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cold-start mean and std, ``[rows, len(names)]`` each."""
+
+    def expand(self, searched: torch.Tensor) -> torch.Tensor:
+        """``[S, rows, len(names)]`` -> ``[S, H, A]`` actions inside the embodiment's step box."""
+
+
 @dataclass
 class Plan:
     actions: torch.Tensor  # [H, A] the returned sequence (mean, unsearched dims held, small values rounded)
-    mean: torch.Tensor  # [H, A] raw search mean (for warm starts)
-    std: torch.Tensor  # [H, A]
+    mean: torch.Tensor  # [H, A] raw search mean (for warm starts; [rows, numbers] with candidates)
+    std: torch.Tensor  # [H, A] (or [rows, numbers])
     elite_energies: torch.Tensor  # [iterations_run] best elite energy per iteration
     iterations_run: int
     seconds: float
@@ -125,21 +148,33 @@ def _as_slice(dims: tuple[int, ...]) -> slice | list[int]:
 class CEM:
     """One planner instance per embodiment and device; `search` is called once per control step."""
 
-    def __init__(self, config: CEMConfig, embodiment: Embodiment, device: torch.device | str = "cpu"):
+    def __init__(self, config: CEMConfig, embodiment: Embodiment, device: torch.device | str = "cpu",
+                 candidates: Candidates | None = None):
         self.config = config
         self.embodiment = embodiment
+        self.candidates = candidates
         self.device = torch.device(device)
         self.generator = torch.Generator(device=self.device)
         self.generator.manual_seed(config.seed)
         c, e = config, embodiment
-        self.dims = e.action_dim
-        self.low = torch.tensor(e.action_low, device=self.device)
-        self.high = torch.tensor(e.action_high, device=self.device)
+        if candidates is not None:
+            if candidates.horizon != c.horizon:
+                raise ValueError(f"the candidates expand to {candidates.horizon} steps, cem.horizon is {c.horizon}")
+            if c.pinned:
+                raise ValueError("cem.pinned holds action dimensions; it cannot be used with candidates (the nwm mode)")
+        names = e.action_names if candidates is None else candidates.names
+        self.dims = len(names)
+        self.rows = c.horizon if candidates is None else candidates.rows
+        self.low = torch.tensor(e.action_low if candidates is None else candidates.low, device=self.device)
+        self.high = torch.tensor(e.action_high if candidates is None else candidates.high, device=self.device)
         self.round_below = torch.tensor(e.round_below, device=self.device)
         self.momentum_mean = torch.full((self.dims,), c.momentum_mean)
         self.momentum_std = torch.full((self.dims,), c.momentum_std)
         for name, (mean, std) in c.momentum_overrides.items():
-            self.momentum_mean[e.index(name)], self.momentum_std[e.index(name)] = mean, std
+            if candidates is not None and name not in names:
+                raise ValueError(f"cem.momentum_overrides: unknown name {name!r} (searched: {', '.join(names)})")
+            index = e.index(name) if candidates is None else names.index(name)
+            self.momentum_mean[index], self.momentum_std[index] = mean, std
         self.momentum_mean, self.momentum_std = self.momentum_mean.to(self.device), self.momentum_std.to(self.device)
         self.translation = _as_slice(e.translation)
         self.box = None
@@ -154,6 +189,11 @@ class CEM:
     def layout_for(self, pinned: dict[int, float]) -> SearchLayout:
         """Which dimensions are searched and what the others are held at, for these pinned values."""
         key = tuple(sorted((int(d), float(v)) for d, v in pinned.items()))
+        if self.candidates is not None:
+            if key:
+                raise ValueError("pinned action dimensions cannot be used with candidates (the nwm mode)")
+            searched = torch.ones(self.dims, dtype=torch.bool, device=self.device)
+            return self._layouts.setdefault(key, SearchLayout(searched, torch.zeros(self.dims, device=self.device)))
         if key not in self._layouts:
             self.embodiment.check_pinned(dict(key))
             searched = torch.tensor(self.embodiment.searched, dtype=torch.bool)
@@ -166,15 +206,21 @@ class CEM:
 
     def initial(self, layout: SearchLayout | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         c, layout = self.config, layout or self.layout
+        if self.candidates is not None:
+            return tuple(t.to(self.device, torch.float32).clone() for t in self.candidates.initial())
         mean = layout.values.expand(c.horizon, self.dims).clone()
         std = torch.tensor(self.embodiment.initial_std, device=self.device)
         return mean, (std * layout.searched).expand(c.horizon, self.dims).clone()
 
     def sample(self, mean: torch.Tensor, std: torch.Tensor, layout: SearchLayout | None = None) -> torch.Tensor:
         c = self.config
-        noise = torch.randn(c.samples, c.horizon, self.dims, device=self.device, generator=self.generator)
+        noise = torch.randn(c.samples, self.rows, self.dims, device=self.device, generator=self.generator)
         actions = (mean + std * noise).clamp(self.low, self.high)
         return (layout or self.layout).restrict(actions)
+
+    def expand(self, searched: torch.Tensor) -> torch.Tensor:
+        """Searched numbers ``[S, rows, n]`` -> actions ``[S, H, A]`` (the same tensor without candidates)."""
+        return searched if self.candidates is None else self.candidates.expand(searched)
 
     def position_of(self, state: torch.Tensor) -> torch.Tensor | None:
         """The part of a state ``[S]`` that the workspace box bounds (None without a box)."""
@@ -212,8 +258,8 @@ class CEM:
         start = time.perf_counter()
         if warm_start is not None:
             mean, std = warm_start.mean.to(self.device).clone(), warm_start.std.to(self.device).clone()
-            if mean.shape != (c.horizon, self.dims):
-                raise ValueError(f"warm start of shape {tuple(mean.shape)} does not match horizon {c.horizon} x {self.dims} actions")
+            if mean.shape != (self.rows, self.dims):
+                raise ValueError(f"warm start of shape {tuple(mean.shape)} does not match {self.rows} x {self.dims} searched numbers")
             mean = layout.restrict(mean)  # a plan made with other pinned values must not leak them
             # Keep some exploration: never start narrower than a quarter of the cold-start spread.
             std = torch.maximum(std, 0.25 * self.initial(layout)[1]) * layout.searched
@@ -224,13 +270,16 @@ class CEM:
         best_seen, stale, ran = float("inf"), 0, 0
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda" and c.bf16)
         for iteration in range(c.iterations):
-            actions = self.confine(self.sample(mean, std, layout), position)
+            searched = self.sample(mean, std, layout)
+            actions = self.confine(self.expand(searched), position)
+            if self.candidates is None:
+                searched = actions  # the refit sees the confined steps, as published
             with torch.no_grad(), autocast:
                 energies = score(actions).float()
             # NaN energies (a broken model or input) must never be chosen as elites.
             energies = torch.nan_to_num(energies, nan=float("inf"), posinf=float("inf"))
             top = torch.topk(energies, c.elites, largest=False)
-            elites = actions[top.indices]
+            elites = searched[top.indices]
             elite_mean = elites.mean(0)
             elite_std = elites.std(0) if c.elites > 1 else torch.zeros_like(mean)
             mean = (1 - self.momentum_mean) * elite_mean + self.momentum_mean * mean
@@ -251,8 +300,11 @@ class CEM:
         elite_energies = history[:ran].cpu()
         if not torch.isfinite(elite_energies).all():
             raise FloatingPointError("CEM got no finite energy from the world model; refusing to return an action")
-        actions = torch.where(mean.abs() < self.round_below, torch.zeros_like(mean), mean)
-        actions = self.confine(layout.restrict(actions)[None], position)[0]
+        planned = self.expand(mean[None])[0]
+        actions = torch.where(planned.abs() < self.round_below, torch.zeros_like(planned), planned)
+        if self.candidates is None:
+            actions = layout.restrict(actions)
+        actions = self.confine(actions[None], position)[0]
         if not torch.isfinite(actions).all():
             raise FloatingPointError("CEM produced a non-finite plan (the world model returned no finite energy)")
         return Plan(actions, mean, std, elite_energies, ran, time.perf_counter() - start, c.samples)

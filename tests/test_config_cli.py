@@ -49,7 +49,7 @@ def test_train_ac_help_documents_fields_from_their_comments(capsys):
         main(["train-ac", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--optim.lr FLOAT peak learning rate (warmup-stable-decay) (default: 0.000425)" in text
-    assert "--data.format {raw,rlds}" in text and "shipped config: droid_vitg, sim, sim_stage2" in text
+    assert "--data.format {raw,rlds,nwm}" in text and "shipped config: droid_vitg, nav_sim, sim, sim_stage2" in text
     assert field_docs(type(ACTrainConfig().run))["steps"] == "optimisation steps in all"
 
 
@@ -58,7 +58,7 @@ def test_shipped_configs_are_found_by_name_and_flags_override_them(capsys):
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["predictor"] == "sim" and printed["run"]["steps"] == 7 and printed["data"]["row_stride"] == 2
     assert main(["train-ac", "--config", "nope"]) == 2
-    assert "nope: no such config file, nor a shipped config of that name (shipped: droid_vitg, sim, sim_stage2)" in capsys.readouterr().err
+    assert "nope: no such config file, nor a shipped config of that name (shipped: droid_vitg, nav_sim, sim, sim_stage2)" in capsys.readouterr().err
 
 
 def test_booleans_take_no_and_text_fields_keep_what_was_typed(capsys):

@@ -13,9 +13,22 @@ import os
 import sys
 
 from vjepa_wm import __version__
-from vjepa_wm.commands import bench, collect_drive, collect_sim, convert, demo, encode, eval_sim, nav_process, plan, pretrain, train_ac
+from vjepa_wm.commands import (
+    bench,
+    collect_drive,
+    collect_sim,
+    convert,
+    demo,
+    encode,
+    eval_sim,
+    nav_process,
+    nav_replay,
+    plan,
+    pretrain,
+    train_ac,
+)
 
-COMMANDS = (demo, encode, convert, bench, collect_sim, pretrain, plan, train_ac, eval_sim, collect_drive, nav_process)
+COMMANDS = (demo, encode, convert, bench, collect_sim, pretrain, plan, train_ac, eval_sim, collect_drive, nav_process, nav_replay)
 
 # FFmpeg prints its own line for a broken video ("moov atom not found") beside our one-line error;
 # it reads this once, when OpenCV first opens a video in the process, so it is set before any can be.

@@ -6,8 +6,10 @@ a YAML can name only what is listed here, never arbitrary code.
 from __future__ import annotations
 
 from vjepa_wm.datasets.droid.clip_source import RawClipSource
+from vjepa_wm.datasets.tartandrive.clip_source import NWMClipSource
 from vjepa_wm.world_model.pretraining.data import ClipSourceRegistry
 
 CLIP_SOURCES: ClipSourceRegistry = {
     "droid_raw": RawClipSource,  # raw DROID episodes, or our sim recordings (same layout): a folder or an episode list
+    "nwm": NWMClipSource,  # NWM-format drives (TartanDrive, `nav-process` output): a dataset folder, its train split if any
 }

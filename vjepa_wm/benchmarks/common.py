@@ -94,7 +94,8 @@ def print_table(records: list[dict], columns: list[str]) -> str:
     return text
 
 
-def write_json(path: str | Path | None, records: list[dict]) -> None:
+def write_json(path: str | Path | None, records: list[dict] | dict) -> None:
+    """The figures a command printed, as JSON at `path` (--json); nothing without a path."""
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(records, indent=2) + "\n")

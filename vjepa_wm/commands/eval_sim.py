@@ -12,10 +12,8 @@ from vjepa_wm.evaluation.sim import SimEvalConfig
 
 
 def run(config: SimEvalConfig) -> int:
-    import json
-    from pathlib import Path
 
-    from vjepa_wm.benchmarks.common import print_table
+    from vjepa_wm.benchmarks.common import print_table, write_json
     from vjepa_wm.evaluation.sim import evaluate
     from vjepa_wm.sim_model import load_sim_model
 
@@ -26,9 +24,7 @@ def run(config: SimEvalConfig) -> int:
     for r in report["results"]:
         if not r["success"]:
             print(f"  seed {r['seed']}: failed, {100 * r['goal_distance']:.1f} cm from the goal ({r['stop_reason']})")
-    if config.json:
-        Path(config.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(config.json).write_text(json.dumps(report, indent=2) + "\n")
+    write_json(config.json, report)
     return 0
 
 

@@ -1,8 +1,9 @@
-"""`vjepa-wm train-ac`: train the action-conditioned predictor on DROID (raw episodes or RLDS) or on
-our sim recordings (which use the raw layout).
+"""`vjepa-wm train-ac`: train the action-conditioned predictor on DROID (raw episodes or RLDS), on
+our sim recordings (which use the raw layout), or on NWM-format drives for a car (data.format nwm:
+TartanDrive or sim drives through `nav-process`; held out: splits/test/traj_names.txt when present).
 
-Settings come from --config (a YAML file or a shipped config: sim, sim_stage2, droid_vitg), then
-from the options below. Runs on one process or under `torchrun --nproc_per_node N -m vjepa_wm
+Settings come from --config (a YAML file or a shipped config: sim, sim_stage2, droid_vitg, nav_sim),
+then from the options below. Runs on one process or under `torchrun --nproc_per_node N -m vjepa_wm
 train-ac ...` (DDP; NCCL on GPUs, gloo on CPUs). With data.cache_dir the clips are encoded once
 into a latent cache first. The trained model is written to <run.out_dir>/world_model in our format.
 
@@ -45,38 +46,82 @@ def droid_config(data, seed: int, shuffle: bool = True):
                        camera=data.camera, success_only=data.success_only, shuffle=shuffle, seed=seed)
 
 
-def clip_source(data, sources, batch_size: int, seed: int, shuffle: bool = True):
-    """A BatchSource over DROID clips: raw episode lists or an RLDS folder, DataLoader with workers."""
+def nav_config(data, seed: int, shuffle: bool = True):
+    from vjepa_wm.datasets.tartandrive.clips import NavClipConfig
+
+    return NavClipConfig(frames_per_clip=data.frames_per_clip, frame_stride=data.row_stride,
+                         clips_per_trajectory=data.clips_per_episode, origin_frame=data.state_origin, shuffle=shuffle,
+                         seed=seed)
+
+
+def nav_trajectories(data) -> tuple[list[Path], list[Path]]:
+    """(training, held-out) trajectory folders of an NWM dataset: its splits/train (else every
+    trajectory) and data.val_path (a traj_names.txt or split folder naming trajectories of
+    data.path, or another dataset folder), else its splits/test, else a `val_fraction` hash split."""
+    from vjepa_wm.datasets.tartandrive.clips import split_file, trajectory_folders
+    from vjepa_wm.datasets.tartandrive.nwm_format import TRAJ_NAMES
+
+    root = Path(data.path)
+    if not root.is_dir():
+        raise ValueError(f"data.path {root}: no such NWM dataset folder")
+    train_names = split_file(root, "train")
+    train = trajectory_folders(root, train_names)
+    if not train:
+        raise ValueError(f"data.path {root}: no trajectories (folders holding traj_data.pkl, or names in splits/train)")
+    if data.val_path:
+        val_path = Path(data.val_path)
+        if not val_path.exists():
+            raise ValueError(f"data.val_path {val_path}: no such traj_names.txt, split folder or NWM dataset folder")
+        names = val_path.is_file() or (val_path / TRAJ_NAMES).is_file()
+        return train, trajectory_folders(root, val_path) if names else trajectory_folders(val_path)
+    test_names = split_file(root, "test")
+    if test_names is not None:
+        return train, trajectory_folders(root, test_names)
+    return split_episodes(train, data.val_fraction) if train_names is None else (train, [])
+
+
+def clip_source(data, sources, batch_size: int, seed: int, shuffle: bool = True, embodiment=None):
+    """A BatchSource over clips: DROID raw episode lists or an RLDS folder, or NWM trajectory folders
+    (actions from `embodiment`, the model's car), DataLoader with workers."""
     from torch.utils.data import DataLoader
 
-    from vjepa_wm.datasets.droid.common import collate_clips
     from vjepa_wm.world_model.ac_training.trainer import BatchSource
 
     def make(epoch: int):
-        if data.format == "raw":
+        if data.format == "nwm":
+            from vjepa_wm.datasets.tartandrive.clips import NWMClipDataset, collate_nav_clips
+
+            dataset, collate = NWMClipDataset(sources, nav_config(data, seed, shuffle), embodiment), collate_nav_clips
+        elif data.format == "raw":
+            from vjepa_wm.datasets.droid.common import collate_clips
             from vjepa_wm.datasets.droid.raw_reader import DroidRawDataset
 
-            dataset = DroidRawDataset(sources, droid_config(data, seed, shuffle))
+            dataset, collate = DroidRawDataset(sources, droid_config(data, seed, shuffle)), collate_clips
         else:
+            from vjepa_wm.datasets.droid.common import collate_clips
             from vjepa_wm.datasets.droid.rlds import DroidRLDSDataset
 
-            dataset = DroidRLDSDataset(sources, droid_config(data, seed, shuffle))
+            dataset, collate = DroidRLDSDataset(sources, droid_config(data, seed, shuffle)), collate_clips
         dataset.set_epoch(epoch)
-        return DataLoader(dataset, batch_size=batch_size, num_workers=data.workers, collate_fn=collate_clips,
+        return DataLoader(dataset, batch_size=batch_size, num_workers=data.workers, collate_fn=collate,
                           persistent_workers=False)
 
     return BatchSource(make)
 
 
-def cache_key(config: ACTrainConfig, encoder: dict, files: list, passes: int, shuffle: bool) -> dict:
-    """What the clips of a latent cache depend on (named by their config keys)."""
+def cache_key(config: ACTrainConfig, encoder: dict, files: list, passes: int, shuffle: bool, embodiment=None) -> dict:
+    """What the clips of a latent cache depend on (named by their config keys); NWM clips also on
+    the embodiment (its waypoint spacing scales the actions) and the frame their states are seen from."""
     from vjepa_wm.world_model.training.fingerprint import files_fingerprint
 
     data = config.data
-    return {"encoder": encoder, "episodes": files_fingerprint(files), "data.format": data.format, "data.camera": data.camera,
-            "data.frames_per_clip": data.frames_per_clip, "data.row_stride": data.row_stride,
-            "data.clips_per_episode": data.clips_per_episode, "data.success_only": data.success_only, "run.seed": config.run.seed,
-            "data.cache_passes": passes, "data.cache_shard_size": data.cache_shard_size, "shuffled": shuffle}
+    key = {"encoder": encoder, "episodes": files_fingerprint(files), "data.format": data.format, "data.camera": data.camera,
+           "data.frames_per_clip": data.frames_per_clip, "data.row_stride": data.row_stride,
+           "data.clips_per_episode": data.clips_per_episode, "data.success_only": data.success_only, "run.seed": config.run.seed,
+           "data.cache_passes": passes, "data.cache_shard_size": data.cache_shard_size, "shuffled": shuffle}
+    if data.format == "nwm":
+        key.update({"embodiment": embodiment.to_dict(), "data.state_origin": data.state_origin})
+    return key
 
 
 def cached_source(directory, key: dict, batch_size: int, seed: int, rank: int, world: int):
@@ -110,7 +155,11 @@ def run(config: ACTrainConfig) -> int:
     data, run_cfg = config.data, config.run
     rank, world = int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
 
-    if data.format == "raw":
+    if data.format == "nwm":
+        train_sources, val_sources = nav_trajectories(data)
+        print(f"train-ac: {len(train_sources)} training and {len(val_sources)} held-out trajectories")
+        train_files, val_files = train_sources, val_sources
+    elif data.format == "raw":
         from vjepa_wm.datasets.droid.raw_reader import list_raw_episodes
 
         episodes = list_raw_episodes(data.path)
@@ -125,20 +174,21 @@ def run(config: ACTrainConfig) -> int:
         train_files, val_files = [data.path], [data.val_path] if data.val_path else []
 
     def sources(model):
+        car = model.embodiment  # NWM actions in the model's own convention (its waypoint spacing)
         if not data.cache_dir:
-            train = clip_source(data, train_sources, run_cfg.batch_size, run_cfg.seed)
-            return train, clip_source(data, val_sources, run_cfg.batch_size, 0, shuffle=False) if val_sources else None
+            train = clip_source(data, train_sources, run_cfg.batch_size, run_cfg.seed, embodiment=car)
+            return train, clip_source(data, val_sources, run_cfg.batch_size, 0, shuffle=False, embodiment=car) if val_sources else None
         from vjepa_wm.world_model.ac_training.latent_cache import encoder_fingerprint, fill_cache
 
         cache, encoder = Path(data.cache_dir), encoder_fingerprint(model)
-        train_key = cache_key(config, encoder, train_files, data.cache_passes, shuffle=True)
-        val_key = cache_key(config, encoder, val_files, 1, shuffle=False)
+        train_key = cache_key(config, encoder, train_files, data.cache_passes, shuffle=True, embodiment=car)
+        val_key = cache_key(config, encoder, val_files, 1, shuffle=False, embodiment=car)
         if rank == 0:  # one process fills the cache; the others wait for it under torchrun
-            fill_cache(cache / "train", model, clip_source(data, train_sources, 16, run_cfg.seed).make, train_key,
+            fill_cache(cache / "train", model, clip_source(data, train_sources, 16, run_cfg.seed, embodiment=car).make, train_key,
                        data.cache_passes, data.cache_shard_size)
             if val_sources:
-                fill_cache(cache / "val", model, clip_source(data, val_sources, 16, run_cfg.seed, shuffle=False).make, val_key,
-                           1, data.cache_shard_size)
+                fill_cache(cache / "val", model, clip_source(data, val_sources, 16, run_cfg.seed, shuffle=False, embodiment=car).make,
+                           val_key, 1, data.cache_shard_size)
         if world > 1:
             _wait_for_cache(cache, bool(val_sources))
         train = cached_source(cache / "train", train_key, run_cfg.batch_size, run_cfg.seed, rank, world)

@@ -45,14 +45,15 @@ class ACOptimConfig:
 class ACDataConfig:
     """Where the clips come from and how they are cut."""
 
-    format: Literal["raw", "rlds"] = "raw"  # raw: DROID raw (or our sim recordings); rlds: DROID RLDS through tensorflow-datasets
-    path: str = ""  # raw: a folder of episodes or an episode-list file; rlds: the TFDS version folder
-    val_path: str | None = None  # held-out episodes; raw sources may instead split off `val_fraction`
-    val_fraction: float = 0.05  # held-out share of raw episodes when no val_path is given
-    camera: str | None = None  # raw: left/ext1/ext2/wrist; rlds: exterior_1/exterior_2/wrist
+    format: Literal["raw", "rlds", "nwm"] = "raw"  # raw: DROID raw (or our sim recordings); rlds: DROID RLDS through tensorflow-datasets; nwm: NWM-format drives (car)
+    path: str = ""  # raw: a folder of episodes or an episode-list file; rlds: the TFDS version folder; nwm: the dataset folder (its splits/train when present)
+    val_path: str | None = None  # held-out episodes (nwm: a traj_names.txt naming trajectories of data.path, or another dataset folder); raw and nwm may instead split off `val_fraction`
+    val_fraction: float = 0.05  # held-out share of raw episodes (nwm: of trajectories, when it has no splits/test) without a val_path
+    camera: str | None = None  # raw: left/ext1/ext2/wrist; rlds: exterior_1/exterior_2/wrist; nwm: none (one camera)
     frames_per_clip: int = 8  # frames per training clip (published 8)
-    row_stride: int = 4  # 15 Hz rows between sampled frames (4 = 3.75 Hz, published)
-    clips_per_episode: int = 1  # random windows cut from each episode per pass
+    row_stride: int = 4  # recorded rows between sampled frames: DROID's 15 Hz rows (4 = 3.75 Hz, published); nwm's 4 Hz samples (1 = NWM's rate)
+    clips_per_episode: int = 1  # random windows cut from each episode (nwm: trajectory) per pass
+    state_origin: int = 0  # nwm: the clip frame whose pose the states are seen from (a planner's "now", the last context frame)
     success_only: bool = True  # keep only successful episodes, as DROID consumers do
     workers: int = 2  # DataLoader worker processes
     cache_dir: str | None = None  # pre-encode clips once into sharded latent files here, then train on them
@@ -111,14 +112,20 @@ class ACTrainConfig:
             raise ValueError(f"data.val_fraction must be in [0, 1), got {self.data.val_fraction}")
         check_device(self.run.device)
         if not self.data.path:
-            raise ValueError("data.path is required (a DROID raw folder / episode list, or an RLDS folder)")
+            raise ValueError("data.path is required (a DROID raw folder / episode list, an RLDS folder, or an NWM dataset folder)")
         if not (self.model.encoder or self.model.init):
             raise ValueError("model.encoder (or model.init) is required: the frozen encoder to plan with")
         if self.data.format in ("raw", "rlds") and self.model.embodiment != "franka":
             raise ValueError(f"data.format {self.data.format} is DROID, which records Franka states; model.embodiment "
-                             f"{self.model.embodiment!r} needs data of its own")
+                             f"{self.model.embodiment!r} needs data of its own (a car: data.format nwm)")
+        if self.data.format == "nwm" and self.model.embodiment != "car":
+            raise ValueError(f"data.format nwm holds car poses (x, y, yaw); model.embodiment must be car, not {self.model.embodiment!r}")
+        if self.data.format == "nwm" and self.data.camera is not None:
+            raise ValueError("data.camera picks a DROID camera; NWM trajectories have one (leave data.camera unset)")
         if self.data.frames_per_clip < 2:
             raise ValueError("data.frames_per_clip must be at least 2")
+        if not 0 <= self.data.state_origin < self.data.frames_per_clip:
+            raise ValueError(f"data.state_origin must be a frame of the clip, 0..{self.data.frames_per_clip - 1}")
         if not 1 <= self.run.rollout_steps <= self.data.frames_per_clip - 1:
             raise ValueError(f"run.rollout_steps must be in [1, {self.data.frames_per_clip - 1}]")
         if self.optim.warmup_steps + self.optim.decay_steps > self.run.steps:
