@@ -74,6 +74,8 @@ setup(
         "vjepa-wm = vjepa_wm.cli:main",
         # ROS 2 nodes (`ros2 run vjepa_wm <node>` in a colcon workspace)
         "camera_bridge = vjepa_wm.ros_nodes.camera_bridge:main",
+        "sim_node = vjepa_wm.ros_nodes.sim_node:main",
+        "watchdog = vjepa_wm.ros_nodes.watchdog_node:main",
     ]},
     zip_safe=False,
 )

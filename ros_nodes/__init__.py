@@ -1,6 +1,9 @@
 """ROS 2 room: thin adapters between franka_ros2 / camera messages and `planner.mpc`; it holds no
 model math. Built so far: the interface packages (`interfaces/`: our `franka_msgs`, field for field
 franka_ros2 v3.4.0's, and `vjepa_wm_interfaces` with the `PlanToGoal` action, built into the venv
-by `make`), image conversion (`images`), typed ROS parameters (`parameters`) and the camera bridge
-(`camera_bridge`). The Franka bridge, planner node, watchdog and sim node come next.
+by `make`), what franka_ros2 exposes and the conversions to the Franka state (`franka_interface`),
+image conversion (`images`), typed ROS parameters (`parameters`), one node per process
+(`node_process`), the camera bridge (`camera_bridge`), the watchdog (`watchdog_rules`, ROS-free,
+and `watchdog_node`), and the PyBullet arm behind franka_ros2's names (`sim_node`, `sim_arm`,
+`sim_faults`). The Franka bridge and the planner node come next.
 """

@@ -20,14 +20,13 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
-import rclpy
 from rclpy.clock import Clock, ClockType
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 
 from .images import ImageRejected, compressed_to_rgb, image_to_rgb
+from .node_process import run_node
 from .parameters import Spec, declare, read
 
 TRANSPORTS = ("raw", "compressed")
@@ -182,25 +181,8 @@ class CameraBridge(LifecycleNode):
 
 
 def main(args: list[str] | None = None) -> int:
-    """Configure, activate and spin until SIGINT; exit status 1 if the parameters are refused."""
-    rclpy.init(args=args)
-    node = CameraBridge()
-    executor = SingleThreadedExecutor()
-    executor.add_node(node)
-    status = 0
-    try:
-        if node.trigger_configure() != TransitionCallbackReturn.SUCCESS or \
-                node.trigger_activate() != TransitionCallbackReturn.SUCCESS:
-            status = 1
-        else:
-            executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return status
+    """Configure, activate and spin until SIGINT or SIGTERM; exit status 1 if the parameters are refused."""
+    return run_node(CameraBridge, args)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import array
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -279,3 +280,25 @@ def plan_server() -> None:
 
 if __name__ == "__main__":
     {"camera-publisher": lambda: camera_publisher(sys.argv[2]), "plan-server": plan_server}[sys.argv[1]]()
+
+
+# --- a node in a process of its own ------------------------------------------------------------------
+def node_process(module: str, node_name: str, parameters: dict[str, object], cwd: Path) -> subprocess.Popen:
+    """Start `python -m <module>` as node `node_name` with `-p name:=value` for each parameter, in
+    this domain; stdout and stderr together, for the failure message."""
+    settings = [item for name, value in parameters.items() for item in ("-p", f"{name}:={value}")]
+    return subprocess.Popen([sys.executable, "-m", module, *ROS_ARGS, "-r", f"__node:={node_name}", *settings],
+                            cwd=cwd, env=ros_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def interrupt(process: subprocess.Popen, timeout_s: float = 10.0) -> tuple[int, str]:
+    """SIGINT the process and wait: (exit status, its output); killed (and reported) if it hangs."""
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"{process.args} did not stop on SIGINT: {process.stdout.read()[-3000:]}") from None
+    return process.returncode, process.stdout.read()
+
