@@ -4,6 +4,7 @@ franka_ros2 v3.4.0's, and `vjepa_wm_interfaces` with the `PlanToGoal` action, bu
 by `make`), what franka_ros2 exposes and the conversions to the Franka state (`franka_interface`),
 image conversion (`images`), typed ROS parameters (`parameters`), one node per process
 (`node_process`), the camera bridge (`camera_bridge`), the watchdog (`watchdog_rules`, ROS-free,
-and `watchdog_node`), and the PyBullet arm behind franka_ros2's names (`sim_node`, `sim_arm`,
-`sim_faults`). The Franka bridge and the planner node come next.
+and `watchdog_node`), the PyBullet arm behind franka_ros2's names (`sim_node`, `sim_arm`,
+`sim_faults`), and the Franka bridge (`franka_bridge`: a `Robot` over command path (a), PoseStamped
+targets). PTPMotion commanding and the planner node come next.
 """
