@@ -255,7 +255,7 @@ def broken_file(kind: str, folder):
     return path
 
 
-@pytest.mark.parametrize("kind,message", [("truncated png", "not a readable image"), ("truncated jpeg", "truncated JPEG"),
+@pytest.mark.parametrize("kind,message", [("truncated png", "truncated PNG (no IEND chunk)"), ("truncated jpeg", "truncated JPEG"),
                                           ("text named png", "not a readable image"),
                                           ("random bytes mp4", "cannot open this video"),
                                           ("truncated mp4", "cannot open this video")])

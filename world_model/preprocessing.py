@@ -169,6 +169,8 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageError(f"{path}: no such image file")
     if _truncated_jpeg(path):  # OpenCV would decode it, grey where the bytes stop, without an error
         raise ImageError(f"{path}: truncated JPEG (no end-of-image marker)")
+    if _truncated_png(path):  # some OpenCV builds' libpng print their own line on stderr for these
+        raise ImageError(f"{path}: truncated PNG (no IEND chunk)")
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if bgr is None:
         raise ImageError(f"{path}: not a readable image")
@@ -182,6 +184,19 @@ def _truncated_jpeg(path: Path) -> bool:
             return False
         handle.seek(max(0, path.stat().st_size - 64))
         return not handle.read().rstrip(b"\x00\r\n ").endswith(b"\xff\xd9")
+
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC, which close every PNG
+
+
+def _truncated_png(path: Path) -> bool:
+    """A PNG (by its signature) without the IEND chunk near its end (trailing padding is tolerated)."""
+    with open(path, "rb") as handle:
+        if handle.read(8) != PNG_SIGNATURE:
+            return False
+        handle.seek(max(0, path.stat().st_size - 64))
+        return PNG_END not in handle.read()
 
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
