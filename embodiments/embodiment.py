@@ -123,6 +123,20 @@ class Embodiment(ABC):
                 raise ValueError(f"pinned {self.action_names[dim]} must be a finite number in the step bounds "
                                  f"[{low:g}, {high:g}], got {value}")
 
+    def checked_action(self, action) -> np.ndarray:
+        """A finite float64 ``[A]`` copy of `action`, or a one-line ValueError (what a robot's
+        ``apply`` takes, whoever calls it)."""
+        try:
+            array = np.array(action, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"action must be {self.action_dim} numbers ({', '.join(self.action_names)}), "
+                             f"got {type(action).__name__}") from None
+        if array.shape != (self.action_dim,):
+            raise ValueError(f"action must have shape ({self.action_dim},), got {array.shape}")
+        if not np.all(np.isfinite(array)):
+            raise ValueError("action contains NaN or infinite values")
+        return array
+
     def state_problem(self, state) -> str | None:
         """Why `state` is not a usable state of this embodiment (malformed, non-finite or outside
         the range a real one lies in), or None."""

@@ -63,19 +63,6 @@ class Sink(Protocol):
     def command(self, stamp_ns: int, throttle: float, steer: float) -> None: ...
 
 
-def validate_action(action) -> np.ndarray:
-    """A finite float64 [3] copy of `action`, or ValueError."""
-    try:
-        array = np.asarray(action, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"action must be 3 numbers (dx, dy, dyaw), got {type(action).__name__}") from None
-    if array.shape != (3,):
-        raise ValueError(f"action must have shape (3,), got {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError("action contains NaN or infinite values")
-    return array.copy()
-
-
 class DrivingEnv(gym.Env):
     """The PyBullet off-road car on a procedural terrain (see the module docstring)."""
 
@@ -116,7 +103,7 @@ class DrivingEnv(gym.Env):
 
     def apply(self, action) -> None:
         """Drive one 4 Hz step towards the position the waypoint delta names (see the module docstring)."""
-        delta = np.clip(validate_action(action), self.embodiment.action_low, self.embodiment.action_high)
+        delta = np.clip(self.embodiment.checked_action(action), self.embodiment.action_low, self.embodiment.action_high)
         start = self.state()
         target = self.embodiment.integrate(start, delta)[:2]
         direction = 1 if delta[0] >= 0 else -1

@@ -76,19 +76,6 @@ class StepReport:
     rows: int  # rows the step took
 
 
-def validate_action(action) -> np.ndarray:
-    """A finite float64 [7] copy of `action`, or ValueError."""
-    try:
-        array = np.asarray(action, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise ValueError(f"action must be 7 numbers, got {type(action).__name__}") from None
-    if array.shape != (7,):
-        raise ValueError(f"action must have shape (7,), got {array.shape}")
-    if not np.all(np.isfinite(array)):
-        raise ValueError("action contains NaN or infinite values")
-    return array.copy()
-
-
 class FrankaEnv(gym.Env):
     """PyBullet Franka tabletop. `task`: a task name (see `sim.franka.tasks.TASKS`) or a `Task`."""
 
@@ -139,7 +126,7 @@ class FrankaEnv(gym.Env):
 
     def apply(self, action) -> None:
         """Execute one action (blocking); see the module docstring for clipping and gripper rules."""
-        commanded = validate_action(action)
+        commanded = self.embodiment.checked_action(action)
         before = self.state()
         target, clipped = self._target(before, commanded)
         position, rotation = target[:3], rotations.euler_to_matrix(target[3:6])

@@ -173,14 +173,14 @@ def run(config: ACTrainConfig) -> int:
         train_sources, val_sources = data.path, data.val_path
         train_files, val_files = [data.path], [data.val_path] if data.val_path else []
 
-    def sources(model):
+    def sources(model, encoder: dict):
         car = model.embodiment  # NWM actions in the model's own convention (its waypoint spacing)
         if not data.cache_dir:
             train = clip_source(data, train_sources, run_cfg.batch_size, run_cfg.seed, embodiment=car)
             return train, clip_source(data, val_sources, run_cfg.batch_size, 0, shuffle=False, embodiment=car) if val_sources else None
-        from vjepa_wm.world_model.ac_training.latent_cache import encoder_fingerprint, fill_cache
+        from vjepa_wm.world_model.ac_training.latent_cache import fill_cache
 
-        cache, encoder = Path(data.cache_dir), encoder_fingerprint(model)
+        cache = Path(data.cache_dir)
         train_key = cache_key(config, encoder, train_files, data.cache_passes, shuffle=True, embodiment=car)
         val_key = cache_key(config, encoder, val_files, 1, shuffle=False, embodiment=car)
         if rank == 0:  # one process fills the cache; the others wait for it under torchrun

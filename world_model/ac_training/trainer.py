@@ -139,16 +139,17 @@ def evaluate(model: WorldModel, predictor, batches: Iterable[dict], config: ACTr
     return {"val/loss": values[0], "val/teacher_forcing": values[1], "val/rollout": values[2]}
 
 
-Sources = Callable[[WorldModel], tuple[BatchSource, BatchSource | None]]
+Sources = Callable[[WorldModel, dict], tuple[BatchSource, BatchSource | None]]
 
 
 def train_ac(config: ACTrainConfig, sources: Sources, data: dict, progress: bool = True) -> Path:
     """Train; returns the exported world model directory (``<out_dir>/world_model``).
 
     `data` fingerprints what the batches are read from (`world_model.training.fingerprint`): a
-    resumed run must read the same. `sources(model)` gives the training and validation batch
-    sources; it is called once the run folder is checked, so a refused run never spends time on
-    it (it may fill a latent cache with the model's frozen encoder).
+    resumed run must read the same. `sources(model, encoder)` gives the training and validation
+    batch sources (`encoder`: the frozen encoder's fingerprint, computed once here, which keys a
+    latent cache too); it is called once the run folder is checked, so a refused run never spends
+    time on it (it may fill a latent cache with the model's frozen encoder).
     """
     config.validate()
     run = config.run
@@ -167,10 +168,11 @@ def _train(config: ACTrainConfig, sources: Sources, data: dict, context: DistCon
     checkpoints = out / "checkpoints"
     torch.manual_seed(run.seed + context.rank)
     model = build_world_model(config).to(device)
-    identity = run_identity("train-ac", config, NOT_DEFINING, {"encoder": encoder_fingerprint(model), "data": data})
+    encoder = encoder_fingerprint(model)  # hashes every weight: once per start
+    identity = run_identity("train-ac", config, NOT_DEFINING, {"encoder": encoder, "data": data})
     folder = open_run_folder(out, identity, NEEDS, run.resume_changed, context)
     with torch.random.fork_rng(devices=[]):  # filling a cache draws DataLoader seeds: keep them off the training's stream
-        train, val = sources(model)
+        train, val = sources(model, encoder)
     model.train()
     predictor = model.predictor
     optimizer = make_optimizer(predictor, config)
