@@ -152,6 +152,27 @@ def test_loss_matches_the_published_objective_and_gradients_flow_through_rollout
     assert model.action_encoder.weight.grad.abs().sum() > 0
 
 
+@pytest.mark.parametrize("context", [2, 3])
+def test_rollout_from_several_real_frames_imagines_what_a_planner_with_that_context_would(context):
+    """With c real frames the rollout's first frame is the prediction of frame c from frames 0..c-1
+    alone; each later one extends the imagined context; the loss is L1 over those k frames."""
+    model, n = tiny_predictor(), 4
+    model.eval()
+    z = F.layer_norm(torch.randn(2, 5 * n, EMBED), (EMBED,))
+    actions, states = torch.randn(2, 4, 7), torch.randn(2, 5, 7)
+    steps = 5 - context
+    frames = z[:, : context * n]
+    for t in range(context, context + steps):  # one fresh forward per imagined frame, kept only its last frame
+        last = F.layer_norm(model(frames, actions[:, :t], states[:, :t]), (EMBED,))[:, -n:]
+        frames = torch.cat([frames, last], 1)
+    expected = (frames[:, context * n :] - z[:, context * n :]).abs().mean()
+    loss = ac_loss(model, z, actions, states, rollout_steps=steps, rollout_context=context)
+    assert torch.allclose(loss.rollout, expected, atol=1e-6)
+    assert not torch.allclose(loss.rollout, ac_loss(model, z, actions, states, rollout_steps=steps).rollout)
+    with pytest.raises(ValueError, match="rollout_steps"):
+        ac_loss(model, z, actions, states, rollout_steps=steps + 1, rollout_context=context)
+
+
 def test_encode_is_per_frame_and_layer_normed():
     wm = tiny_world_model("2.1")
     video = torch.randn(2, 3, 3, 32, 32)

@@ -69,6 +69,7 @@ class ACRunConfig:
     steps: int = 94500  # optimisation steps in all
     batch_size: int = 8  # per process; the global batch is batch_size x world_size
     rollout_steps: int = 2  # frames of the autoregressive rollout loss (published 2)
+    rollout_context: int = 1  # real frames the rollout starts from (published 1; a 4-frame-context planner: 4)
     device: str = "auto"  # auto (this process's GPU, else the CPU), cpu, cuda, cuda:N
     bf16: bool = True  # autocast on CUDA only
     activation_checkpointing: bool = False  # recompute block activations in the backward pass (saves memory)
@@ -126,8 +127,11 @@ class ACTrainConfig:
             raise ValueError("data.frames_per_clip must be at least 2")
         if not 0 <= self.data.state_origin < self.data.frames_per_clip:
             raise ValueError(f"data.state_origin must be a frame of the clip, 0..{self.data.frames_per_clip - 1}")
-        if not 1 <= self.run.rollout_steps <= self.data.frames_per_clip - 1:
-            raise ValueError(f"run.rollout_steps must be in [1, {self.data.frames_per_clip - 1}]")
+        if not 1 <= self.run.rollout_context <= self.data.frames_per_clip - 1:
+            raise ValueError(f"run.rollout_context must be in [1, {self.data.frames_per_clip - 1}]")
+        if not 1 <= self.run.rollout_steps <= self.data.frames_per_clip - self.run.rollout_context:
+            raise ValueError(f"run.rollout_steps must be in [1, {self.data.frames_per_clip - self.run.rollout_context}] "
+                             f"for {self.data.frames_per_clip}-frame clips and {self.run.rollout_context} context frames")
         if self.optim.warmup_steps + self.optim.decay_steps > self.run.steps:
             raise ValueError("optim.warmup_steps + optim.decay_steps must fit in run.steps")
         return self

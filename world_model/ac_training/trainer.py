@@ -129,7 +129,8 @@ def evaluate(model: WorldModel, predictor, batches: Iterable[dict], config: ACTr
             if index >= config.run.val_batches:
                 break
             z = batch_latents(model, batch, device)
-            loss = ac_loss(model.predictor, z, batch["actions"].to(device), batch["states"].to(device), config.run.rollout_steps)
+            loss = ac_loss(model.predictor, z, batch["actions"].to(device), batch["states"].to(device), config.run.rollout_steps,
+                           config.run.rollout_context)
             totals += torch.stack([loss.total, loss.teacher_forcing, loss.rollout]).float()
             count += 1
     predictor.train()
@@ -215,7 +216,7 @@ def _train(config: ACTrainConfig, sources: Sources, data: dict, context: DistCon
             z = batch_latents(model, batch, device)
         actions, states = batch["actions"].to(device), batch["states"].to(device)
         with autocast:
-            loss = ac_loss(trained, z, actions, states, run.rollout_steps)
+            loss = ac_loss(trained, z, actions, states, run.rollout_steps, run.rollout_context)
         if not torch.isfinite(loss.total):
             raise FloatingPointError(f"non-finite loss at step {step}; lower optim.lr or check the data")
         optimizer.zero_grad(set_to_none=True)
