@@ -57,18 +57,24 @@ setup(
         "gymnasium>=1.0",
         "tensorboard>=2.18",
         "rosbags>=0.11.9",  # ROS 1 / ROS 2 bags without a ROS install (TartanDrive, datasets/tartandrive)
+        "av>=15.0.0",  # PyAV: AV1 (dav1d / SVT-AV1) and H.264 (x264) video: LeRobot datasets, browser-playable outputs
+        "pyarrow>=26.0.1",  # LeRobot datasets' parquet files
+        "huggingface_hub>=1.3.0",  # hub ids for models and LeRobot datasets, export-hub --push
     ],
     extras_require={
         # DROID RLDS reading (datasets/droid/rlds.py), imported only when an RLDS pass starts.
         "rlds": ["tensorflow-cpu>=2.18", "tensorflow-datasets>=4.9.7"],
         # The test suite: the independent implementations it compares against, scipy's rotations
         # as an oracle, evo (the trajectory metrics NWM reports), and what the packaging test builds with.
-        "test": ["pytest>=8.0", "transformers>=5.0", "einops>=0.8", "scipy>=1.13.1", "evo>=1.38.1", "build>=1.2.1", "setuptools>=77.0.3",
+        "test": ["pytest>=8.0", "pytest-timeout>=2.4.0", "transformers>=5.0", "einops>=0.8", "scipy>=1.13.1", "evo>=1.38.1", "build>=1.2.1", "setuptools>=77.0.3",
                  "wheel>=0.40"],
     },
     data_files=[
         ("share/ament_index/resource_index/packages", [f"resource/{NAME}"]),
         (f"share/{NAME}", ["package.xml"]),
+        # one YAML per deployment and the launch files that read them (`ros2 launch vjepa_wm <name>.launch.py`)
+        (f"share/{NAME}/config", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "config").glob("*.yaml"))),
+        (f"share/{NAME}/launch", sorted(str(p.relative_to(ROOT)) for p in (ROOT / "launch").glob("*.launch.py"))),
     ],
     entry_points={"console_scripts": [
         "vjepa-wm = vjepa_wm.cli:main",
@@ -76,6 +82,7 @@ setup(
         "camera_bridge = vjepa_wm.ros_nodes.camera_bridge:main",
         "sim_node = vjepa_wm.ros_nodes.sim_node:main",
         "watchdog = vjepa_wm.ros_nodes.watchdog_node:main",
+        "planner_node = vjepa_wm.ros_nodes.planner_node:main",
     ]},
     zip_safe=False,
 )

@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -103,8 +104,11 @@ def run_mpc(
     cem: CEM,
     config: MPCConfig | None = None,
     progress: bool = False,
+    on_step: Callable[[StepRecord], object] | None = None,
 ) -> MPCResult:
-    """Drive `robot` toward the goal images in order (bare images, or `Goal`s with their own settings)."""
+    """Drive `robot` toward the goal images in order (bare images, or `Goal`s with their own settings).
+    `on_step` gets each step's record as soon as its action has been applied (a live view of the
+    loop, e.g. the ROS 2 planner node's feedback)."""
     config = config or MPCConfig()
     modelled = getattr(world_model, "embodiment", None)
     if modelled is not None and modelled.name != cem.embodiment.name:
@@ -194,6 +198,8 @@ def run_mpc(
                     iterations=plan.iterations_run,
                 )
             )
+            if on_step is not None:
+                on_step(records[-1])
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(energy=f"{observed:.3f}", goal=goals.index)

@@ -5,6 +5,9 @@ by `make`), what franka_ros2 exposes and the conversions to the Franka state (`f
 image conversion (`images`), typed ROS parameters (`parameters`), one node per process
 (`node_process`), the camera bridge (`camera_bridge`), the watchdog (`watchdog_rules`, ROS-free,
 and `watchdog_node`), the PyBullet arm behind franka_ros2's names (`sim_node`, `sim_arm`,
-`sim_faults`), and the Franka bridge (`franka_bridge`: a `Robot` over command path (a), PoseStamped
-targets). PTPMotion commanding and the planner node come next.
+`sim_faults`), the Franka bridge (`franka_bridge`: a `Robot` over command path (a), PoseStamped
+targets, or (b), IK on the arm's model -> PTPMotion goals), the planner node (`planner_node`:
+`PlanToGoal` -> `planner.mpc.run_mpc` against the Franka bridge; goal parsing in `plan_goals`) and
+our launcher (`launch_config`, the typed deployment YAML; `launcher`; `launch_description` for
+`ros2 launch`).
 """

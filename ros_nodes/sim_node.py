@@ -7,7 +7,9 @@ What it serves, all under the node's namespace:
   (JointState, reliable, depth 1), each on a steady-clock timer at its own rate parameter, and the
   planning camera on ``image_topic`` (sensor_msgs/Image rgb8, best effort);
 - path (a): a stamped PoseStamped target on ``target_topic`` in the base frame, held until replaced;
-- path (b): ``action_server/ptp_motion`` (PTPMotion);
+- path (b): ``action_server/ptp_motion`` (PTPMotion); a cancel is accepted and stops the arm, and
+  the goal then ends aborted, as franka_ros2's server does (its cancel stops the motion, whose
+  feedback then reads aborted);
 - the gripper: ``franka_gripper/{move,grasp,homing}``; recovery: ``action_server/error_recovery``;
 - faults (`sim_faults`): ``fault_*`` parameters and the ``~/inject_reflex`` service.
 
@@ -39,7 +41,7 @@ from franka_msgs.action import ErrorRecovery, Grasp, Homing, Move, PTPMotion
 from franka_msgs.msg import Errors, FrankaRobotState, TargetStatus
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.action import ActionServer, GoalResponse
+from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy
@@ -196,11 +198,11 @@ class FrankaSimNode(LifecycleNode):
         }
         accept = self._accept
 
-        def server(kind, name, execute):
-            return ActionServer(self, kind, name, execute_callback=execute, goal_callback=accept)
+        def server(kind, name, execute, **cancel):
+            return ActionServer(self, kind, name, execute_callback=execute, goal_callback=accept, **cancel)
 
         self._servers = [
-            server(PTPMotion, fi.PTP_MOTION_ACTION, self._execute_ptp),
+            server(PTPMotion, fi.PTP_MOTION_ACTION, self._execute_ptp, cancel_callback=self._cancel_ptp),
             server(ErrorRecovery, fi.ERROR_RECOVERY_ACTION, self._execute_recovery),
             server(Move, fi.GRIPPER_MOVE_ACTION, self._execute_move),
             server(Grasp, fi.GRIPPER_GRASP_ACTION, self._execute_grasp),
@@ -345,6 +347,11 @@ class FrankaSimNode(LifecycleNode):
         self.get_logger().warning(f"PTPMotion aborted: {problem}")
         handle.abort()
         return PTPMotion.Result(target_status=TargetStatus(status=TargetStatus.ABORTED), error_message=problem)
+
+    def _cancel_ptp(self, handle) -> CancelResponse:
+        if self._ptp is not None:
+            self._stop_arm("the PTPMotion goal was canceled")
+        return CancelResponse.ACCEPT
 
     async def _execute_recovery(self, handle):
         if self.faults.fault_user_stopped:

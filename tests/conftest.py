@@ -4,6 +4,10 @@ The official V-JEPA 2 model code (pip `cc-vjepa2`) imports `timm.models.layers.d
 module level; timm itself needs torchvision, which has no CPU build here. The tests register a
 minimal `timm.models.layers` providing only `drop_path` (stochastic depth, the identity at
 evaluation) so the official classes import; no model math is replaced.
+
+Every test must leave the process's scheduling policy as it found it: a library that raises the
+main thread to real-time priority (SVT-AV1 does, as root) makes every later thread real-time too,
+and two such busy threads on 2 cores starve the ROS 2 peers of later tests until the suite hangs.
 """
 from __future__ import annotations
 
@@ -17,6 +21,16 @@ import torch
 
 os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
 torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture(autouse=True)
+def _scheduling_policy_is_left_alone():
+    before = os.sched_getscheduler(0), os.sched_getparam(0)
+    yield
+    after = os.sched_getscheduler(0), os.sched_getparam(0)
+    if after != before:
+        os.sched_setscheduler(0, *before)  # the tests after this one run as they should
+        pytest.fail(f"the test changed the main thread's scheduling policy from {before} to {after}")
 
 
 def _install_timm_drop_path() -> None:

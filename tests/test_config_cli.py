@@ -49,7 +49,7 @@ def test_train_ac_help_documents_fields_from_their_comments(capsys):
         main(["train-ac", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--optim.lr FLOAT peak learning rate (warmup-stable-decay) (default: 0.000425)" in text
-    assert "--data.format {raw,rlds,nwm}" in text and "shipped config: droid_vitg, nav_sim, sim, sim_stage2" in text
+    assert "--data.format {raw,rlds,lerobot,nwm}" in text and "shipped config: droid_vitg, nav_sim, sim, sim_stage2" in text
     assert field_docs(type(ACTrainConfig().run))["steps"] == "optimisation steps in all"
 
 

@@ -18,3 +18,10 @@ def test_demo_plans_prints_outcomes_and_writes_video_and_plot(tmp_path, capsys):
     assert "episode seed 20000:" in out and "success rate" in out
     assert (tmp_path / "reach_seed20000.mp4").stat().st_size > 0
     assert (tmp_path / "reach_seed20000_energy.png").stat().st_size > 0
+
+
+def test_demo_ros_refuses_a_task_it_cannot_score_over_ros_in_one_line(tmp_path, capsys):
+    assert main(["demo", "--ros", "--task", "grasp", "--episodes", "1", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--ros runs the reach task" in err[0]
+    assert not any(tmp_path.iterdir())  # refused before any node was started

@@ -21,14 +21,18 @@ from vjepa_wm.commands import (
     demo,
     encode,
     eval_sim,
+    export_hub,
+    nav_drive,
     nav_process,
     nav_replay,
     plan,
     pretrain,
+    ros_launch,
     train_ac,
 )
 
-COMMANDS = (demo, encode, convert, bench, collect_sim, pretrain, plan, train_ac, eval_sim, collect_drive, nav_process, nav_replay)
+COMMANDS = (demo, encode, convert, bench, collect_sim, pretrain, plan, train_ac, eval_sim, collect_drive, nav_process, nav_replay,
+            ros_launch, nav_drive, export_hub)
 
 # FFmpeg prints its own line for a broken video ("moov atom not found") beside our one-line error;
 # it reads this once, when OpenCV first opens a video in the process, so it is set before any can be.

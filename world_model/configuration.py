@@ -122,6 +122,22 @@ def to_dict(config: Any) -> dict:
     return plain(config)
 
 
+def flatten(tree: dict) -> dict[str, Any]:
+    """Dotted name -> leaf value of a nested mapping (every mapping descended into, dict fields
+    alike): how run records and provenance name settings."""
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}{key}.", inner)
+        else:
+            flat[prefix[:-1]] = value
+
+    walk("", tree)
+    return flat
+
+
 def parse_overrides(args: list[str]) -> dict[str, Any]:
     """``["--a.b=1", "--c", "x", "--flag"]`` -> ``{"a.b": 1, "c": "x", "flag": True}``."""
     out: dict[str, Any] = {}

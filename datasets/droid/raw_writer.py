@@ -155,7 +155,7 @@ def write_droid_raw_episode(
     partial.mkdir()
     try:
         for serial, (_, frames) in cameras.items():
-            write_mp4(partial / "recordings" / "MP4" / f"{serial}.mp4", frames, mp4_fps)
+            write_mp4(partial / "recordings" / "MP4" / f"{serial}.mp4", frames, mp4_fps, codec="mp4v")
         _write_h5(partial / "trajectory.h5", cartesian_position, gripper_position, joint_position, cameras,
                   extrinsics, actions, timestamps_ms, bool(success), attrs)
         (partial / f"metadata_{metadata['uuid']}.json").write_text(json.dumps(metadata, indent=2) + "\n")

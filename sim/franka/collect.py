@@ -15,10 +15,15 @@ is deterministic: its RNG is seeded by (seed, i) and its start time, which names
 `start_time + i` seconds. That makes collection resumable (an episode whose folder exists, under
 success/ or failure/, is complete: the writer renames a finished episode into place) and the result
 independent of the number of worker processes.
+
+With ``format: lerobot`` the same episodes are also written as one LeRobot v3.0 dataset in
+``out/lerobot`` (the DROID port's field names, AV1 or H.264 videos at 15 fps), rebuilt from the
+raw episodes whenever a run added some: raw stays the resumable record, LeRobot the shareable one.
 """
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
@@ -34,6 +39,7 @@ from vjepa_wm.sim.franka.config import SimConfig
 EXTERIOR_SERIAL = "sim-ext1"
 WRIST_SERIAL = "sim-wrist"
 MANIFEST = "collect_sim.json"
+LEROBOT_FOLDER = "lerobot"  # under out/, with format lerobot
 
 
 @dataclass
@@ -51,6 +57,8 @@ class CollectConfig:
     renderer: Literal["tiny", "egl", "auto"] = "tiny"  # tiny: CPU TinyRenderer; egl: the EGL plugin; auto: EGL with an NVIDIA driver
     lab: str = "SIM"  # the <LAB> folder and metadata lab name
     start_time: str = "2025-01-01T00:00:00"  # ISO time of episode 0; episode i starts i seconds later (names its folder)
+    format: Literal["raw", "lerobot"] = "raw"  # raw: DROID raw only; lerobot: also a LeRobot v3.0 dataset of all episodes in out/lerobot
+    lerobot_codec: Literal["av1", "h264"] = "av1"  # video codec of the LeRobot dataset (av1: LeRobot's default)
 
     def validate(self) -> "CollectConfig":
         if self.episodes < 0:
@@ -79,7 +87,7 @@ class CollectConfig:
     def identity(self) -> dict:
         """The settings that decide episode contents (a resumed run must match them); a subclass's
         own fields (a command line's progress bar, say) never count."""
-        skip = {"out", "episodes", "workers"}
+        skip = {"out", "episodes", "workers", "format", "lerobot_codec"}  # how episodes are stored, not what they hold
         return {f.name: getattr(self, f.name) for f in fields(CollectConfig) if f.name not in skip}
 
 
@@ -90,6 +98,7 @@ class CollectReport:
     successes: int = 0
     rows: int = 0
     seconds: float = 0.0
+    lerobot: Path | None = None  # the LeRobot dataset, when one was (re)built
 
     @property
     def episodes_per_minute(self) -> float:
@@ -131,8 +140,33 @@ def collect(config: CollectConfig, progress: bool = True) -> CollectReport:
             report.successes += int(success)
             report.rows += rows
             bar.update(1)
+    if config.format == "lerobot" and (report.written or not (Path(config.out) / LEROBOT_FOLDER).is_dir()):
+        report.lerobot = write_lerobot(config, progress)
     report.seconds = time.perf_counter() - began
     return report
+
+
+def write_lerobot(config: CollectConfig, progress: bool = False) -> Path:
+    """(Re)build ``out/lerobot``, a LeRobot v3.0 dataset of every episode in `out` (episode order:
+    failure/ then success/ folders, by start time). A previous one is replaced only once the new
+    one is complete."""
+    import shutil
+
+    from vjepa_wm.datasets.droid.lerobot_writer import raw_to_lerobot
+
+    target = Path(config.out) / LEROBOT_FOLDER
+    fresh = target.with_name(f".{LEROBOT_FOLDER}-next")
+    if fresh.exists():
+        shutil.rmtree(fresh)  # left by an interrupted rebuild of this collection
+    raw_to_lerobot(config.out, fresh, codec=config.lerobot_codec, progress=progress)
+    if target.exists():
+        retired = target.with_name(f".{LEROBOT_FOLDER}-old")
+        os.rename(target, retired)
+        os.rename(fresh, target)
+        shutil.rmtree(retired)
+    else:
+        os.rename(fresh, target)
+    return target
 
 
 def _run(config: CollectConfig, indices: list[int]):

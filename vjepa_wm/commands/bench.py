@@ -92,6 +92,55 @@ class NavDataBench:
     json: str | None = None  # also write the figures here as JSON
 
 
+@dataclass
+class RosBench:
+    """ROS 2 per-step overhead against the in-process sim, and watchdog hold latency."""
+
+    steps: int = 20  # MPC steps (observe + apply, 1 cm moves) in-process and through the Franka bridge each
+    frames: int = 60  # camera frames timed from the sim camera's publisher to RGB in the camera bridge
+    trips: int = 40  # watchdog trips, alternately stopping the planner heartbeat and the camera
+    image_size: int = 128  # camera image side, pixels
+    real_time_factor: float = 20.0  # the sim node's simulated seconds per wall second (its rows paced by compute)
+    domain_id: int | None = None  # ROS_DOMAIN_ID of the run (null: 1 + pid % 100, never a robot's 0)
+    json: str | None = None  # also write the figures here as JSON
+
+
+@dataclass
+class GpuBench:
+    """Every published-size GPU figure in one call, in a wall-time budget (JSON + README rows)."""
+
+    dry_run: bool = False  # the same rows at tiny sizes, on one CPU thread in about a minute: proves every code path, measures nothing
+    rows: str | None = None  # comma-separated rows to run (null: all; names in vjepa_wm/benchmarks/gpu_suite.py)
+    budget_s: float = 480.0  # wall seconds, model construction included; a row that would end past it is skipped
+    repeats: int | None = None  # timed runs per row, the median reported (null: 3, 1 in a dry run)
+    compile_backend: str = "inductor"  # torch.compile backend of the compile rows (eager: the path only, in seconds)
+    fail_rows: str | None = None  # comma-separated rows made to raise: shows a failed row recorded while the rest run
+    device: str = "auto"  # torch device: auto, cpu, cuda, cuda:N
+    json: str | None = None  # also write the figures here as JSON (rewritten after every row)
+    markdown: str | None = None  # also write the README rows here (rewritten after every row)
+
+
+@dataclass
+class NavBench:
+    """Seconds and FLOPs per navigation plan: ours (encode + CEM) and NWM's CDiT-XL budget, side by side."""
+
+    model: str | None = None  # car world model (null: runs/train_ac/nav_sim/world_model if trained, else nav_sim-sized random weights)
+    mode: Literal["nwm", "free"] = "nwm"  # our CEM's candidates: NWM's straight lines or one action per step
+    samples: int = 120  # candidates per plan, both methods (NWM: 120)
+    horizon: int = 8  # steps per plan / frames per NWM sample (NWM: 8)
+    denoising_steps: int = 250  # NWM's DDPM steps per frame
+    eval_repeats: int = 3  # NWM's stochastic repeats of each plan's evaluation
+    nwm_depth: int = 28  # CDiT-XL/2
+    nwm_width: int = 1152
+    nwm_heads: int = 16
+    nwm_image_size: int = 224  # px (NWM's config: 224 -> 28 x 28 SD-VAE latents -> 196 tokens per frame)
+    nwm_batch: int | None = None  # batch of the timed CDiT forward (null: samples on a GPU, 1 on a CPU), scaled to the plan
+    nwm_timed: int = 1  # timed CDiT forwards (the median is reported), after one warm-up
+    repeats: int = 3  # timed plans of ours (the median is reported), after one warm-up
+    device: str = "auto"  # torch device: auto, cpu, cuda, cuda:N
+    json: str | None = None  # also write the figures here as JSON
+
+
 def selection(text: str | None, device, gpu_default: str, cpu_default: str) -> list[str]:
     """The comma-separated names asked for, else the device's default set."""
     return [n.strip() for n in (text or (gpu_default if device.type == "cuda" else cpu_default)).split(",") if n.strip()]
@@ -175,6 +224,33 @@ def run_nav_data(config: NavDataBench) -> int:
     return report(records, nav_data.COLUMNS, config.json)
 
 
+def run_ros(config: RosBench) -> int:
+    from vjepa_wm.benchmarks import ros
+
+    records = ros.run(config.steps, config.frames, config.trips, config.image_size, config.real_time_factor,
+                      config.domain_id)
+    return report(records, ros.COLUMNS, config.json)
+
+
+def run_gpu(config: GpuBench) -> int:
+    from vjepa_wm.benchmarks import gpu_suite
+
+    return gpu_suite.run(config)
+
+
+def run_nav(config: NavBench) -> int:
+    from vjepa_wm.benchmarks import nav
+    from vjepa_wm.benchmarks.common import pick_device
+
+    device = pick_device(config.device)
+    size = nav.CDiTSize(depth=config.nwm_depth, width=config.nwm_width, heads=config.nwm_heads, image_size=config.nwm_image_size)
+    budget = nav.NWMBudget(config.samples, config.horizon, config.denoising_steps, config.eval_repeats)
+    records = nav.run(config.model, device, config.mode, config.repeats, size, budget, config.nwm_batch, config.nwm_timed)
+    report(records, nav.COLUMNS, config.json)
+    print(f"NWM's plan costs {records[1]['times_ours']:.0f}x ours in seconds and {records[1]['flop_times_ours']:.0f}x in FLOPs")
+    return 0
+
+
 BENCHMARKS = {
     "encoder": (EncoderBench, run_encoder),
     "pretrain": (PretrainBench, run_pretrain),
@@ -182,11 +258,14 @@ BENCHMARKS = {
     "ac": (ACBench, run_ac),
     "plan": (PlanBench, run_plan),
     "nav-data": (NavDataBench, run_nav_data),
+    "ros": (RosBench, run_ros),
+    "gpu": (GpuBench, run_gpu),
+    "nav": (NavBench, run_nav),
 }
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("bench", help="run a benchmark (encoder, pretrain, droid, ac, plan, nav-data)", description=__doc__)
+    parser = subparsers.add_parser("bench", help="run a benchmark (encoder, pretrain, droid, ac, plan, nav-data, ros, gpu, nav)", description=__doc__)
     benchmarks = parser.add_subparsers(dest="benchmark", metavar="BENCHMARK", required=True)
     for name, (config_class, run) in BENCHMARKS.items():
         doc = config_class.__doc__.strip()

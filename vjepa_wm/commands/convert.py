@@ -14,7 +14,7 @@ from vjepa_wm.config_cli import ConfigCommand, add_config_command, positional
 
 @dataclass
 class ConvertConfig:
-    source: str = positional("")  # the checkpoint to read
+    source: str = positional("")  # the checkpoint to read (a path or a hub id)
     target: str = positional("")  # where to write it
     to: Literal["ours", "hf", "official"] = "ours"  # output format
     key: str | None = None  # state-dict key inside an official .pt (null: target_encoder)

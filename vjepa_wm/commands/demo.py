@@ -4,7 +4,10 @@ Goal-image planning in the PyBullet sim with the bundled world model, on the CPU
 seeded reach episodes the arm is shown only a goal image (the scene rendered with the arm at
 the goal) and plans toward it with CEM in latent space. Prints each episode's outcome and the
 success rate; writes a rollout video (current view beside the goal) and the energy plot of
-each episode to --out. `--what encode` instead encodes a generated clip and writes its feature
+each episode to --out. `--ros` runs the same episodes through ROS 2: the sim node, the watchdog
+and the planner node start as processes, each goal goes through the planner's PlanToGoal action,
+and the video and plot are made from what the nodes publish (`evaluation.ros_reach`); the nodes
+are shut down at the end. `--what encode` instead encodes a generated clip and writes its feature
 PCA picture.
 """
 from __future__ import annotations
@@ -24,6 +27,7 @@ class DemoConfig:
     max_steps: int | None = None  # control steps per episode (null: the task's own, 20; 30 for pick_and_place)
     seed: int = 20_000  # first episode seed
     out: str = "outputs/demo"  # folder for the videos, plots and pictures
+    ros: bool = False  # plan through ROS 2 (sim node, watchdog, planner node as processes; reach only)
 
 
 def run(config: DemoConfig) -> int:
@@ -34,12 +38,16 @@ def plan_demo(config: DemoConfig) -> int:
     from vjepa_wm.evaluation.sim import SimEvalConfig, evaluate
     from vjepa_wm.sim_model import BUNDLED_SIM_MODEL, load_sim_model
 
-    model = load_sim_model()
     sim = SimEvalConfig(task=config.task, episodes=config.episodes, seed=config.seed, max_steps=config.max_steps,
                         out=config.out, videos=config.episodes)
     print(f"planning with {BUNDLED_SIM_MODEL.name} ({sim.cem.samples} samples x {sim.cem.iterations} iterations "
-          f"per action, {sim.max_steps} actions per episode, CPU)")
-    report = evaluate(model, sim, progress=False)
+          f"per action, {sim.max_steps} actions per episode, CPU{', through ROS 2' if config.ros else ''})")
+    if config.ros:
+        from vjepa_wm.evaluation.ros_reach import evaluate_ros
+
+        report = evaluate_ros(sim, progress=False)
+    else:
+        report = evaluate(load_sim_model(), sim, progress=False)
     for result in report["results"]:
         outcome = "success" if result["success"] else "failure"
         print(f"episode seed {result['seed']}: {outcome}, end effector {100 * result['goal_distance']:.1f} cm from the goal, "

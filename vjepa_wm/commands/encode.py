@@ -28,7 +28,7 @@ class EncodeConfig:
     crop: int | None = None  # input resolution (null: the model's native size)
     transform: Literal["eval", "droid"] = "eval"  # eval: resize + centre crop; droid: 1.35-aspect crop squashed
     device: str = "cpu"  # torch device
-    model: str | None = None  # checkpoint: our directory, a Hugging Face VJEPA2 directory or an official .pt
+    model: str | None = None  # checkpoint: our directory, a Hugging Face VJEPA2 directory, an official .pt, or a hub id (owner/name, hf://owner/name[@rev][/sub])
     key: str | None = None  # state-dict key inside an official .pt (null: target_encoder)
     random: str | None = None  # use random weights of this preset instead (e.g. tiny, vit_l)
     version: Literal["2", "2.1"] = "2.1"  # family of the random weights

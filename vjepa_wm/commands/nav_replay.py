@@ -17,23 +17,19 @@ COLUMNS = ["method", "plans", "ate_wu", "ate_m", "rpe_trans_wu", "rpe_trans_m", 
 
 
 def run(config: NavReplayConfig) -> int:
-    from pathlib import Path
-
     from vjepa_wm.benchmarks.common import print_table, write_json
-    from vjepa_wm.evaluation.nav import check_model, entries, evaluate
-    from vjepa_wm.world_model.checkpoints import load_world_model
+    from vjepa_wm.evaluation.nav import entries, evaluate, load_car_model
+    from vjepa_wm.provenance import provenance
 
     entries(config)  # flags and index checked before the model is loaded
-    if not Path(config.model).is_dir():
-        raise ValueError(f"--model {config.model}: not a world model directory")
-    model = load_world_model(config.model).eval().to(config.device)
-    check_model(model)
+    model = load_car_model(config.model, config.device)
+    origin = provenance("nav-replay", config, config.model)  # the weights just loaded
     report = evaluate(model, config)
     print_table(report["table"], COLUMNS)
     if "replay" in report:
         r = report["replay"]
         print(f"replay {r['trajectory']}: {r['steps']} plans, ATE {r['ate_wu']:.3f} wu, plot {r['plot']}, video {r['video']}")
-    write_json(config.json, report)
+    write_json(config.json, {**report, "provenance": origin})
     return 0
 
 

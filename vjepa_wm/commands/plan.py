@@ -18,7 +18,7 @@ from vjepa_wm.planner.cem import CEMConfig
 
 @dataclass
 class PlanConfig:
-    model: str = ""  # world model: our directory or the official V-JEPA 2-AC .pt
+    model: str = ""  # world model: our directory (or its hub id) or the official V-JEPA 2-AC .pt
     img_size: int = 256  # frame size of an official .pt (ours record it)
     image: str = ""  # current camera image
     goal: str = ""  # goal image

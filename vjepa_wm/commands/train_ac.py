@@ -1,4 +1,5 @@
-"""`vjepa-wm train-ac`: train the action-conditioned predictor on DROID (raw episodes or RLDS), on
+"""`vjepa-wm train-ac`: train the action-conditioned predictor on DROID (raw episodes, RLDS, or the
+LeRobot port: data.format lerobot, a folder or a hub id already in the Hugging Face cache), on
 our sim recordings (which use the raw layout), or on NWM-format drives for a car (data.format nwm:
 TartanDrive or sim drives through `nav-process`; held out: splits/test/traj_names.txt when present).
 
@@ -97,6 +98,11 @@ def clip_source(data, sources, batch_size: int, seed: int, shuffle: bool = True,
             from vjepa_wm.datasets.droid.raw_reader import DroidRawDataset
 
             dataset, collate = DroidRawDataset(sources, droid_config(data, seed, shuffle)), collate_clips
+        elif data.format == "lerobot":
+            from vjepa_wm.datasets.droid.common import collate_clips
+            from vjepa_wm.datasets.droid.lerobot import DroidLeRobotDataset
+
+            dataset, collate = DroidLeRobotDataset(sources, droid_config(data, seed, shuffle)), collate_clips
         else:
             from vjepa_wm.datasets.droid.common import collate_clips
             from vjepa_wm.datasets.droid.rlds import DroidRLDSDataset
@@ -121,6 +127,8 @@ def cache_key(config: ACTrainConfig, encoder: dict, files: list, passes: int, sh
            "data.cache_passes": passes, "data.cache_shard_size": data.cache_shard_size, "shuffled": shuffle}
     if data.format == "nwm":
         key.update({"embodiment": embodiment.to_dict(), "data.state_origin": data.state_origin})
+    if data.format == "lerobot":  # episodes share files, so the files alone do not say which episodes were held out
+        key.update({"data.val_path": data.val_path, "data.val_fraction": data.val_fraction})
     return key
 
 
@@ -169,6 +177,13 @@ def run(config: ACTrainConfig) -> int:
             train_sources, val_sources = split_episodes(episodes, data.val_fraction)
         print(f"train-ac: {len(train_sources)} training and {len(val_sources)} held-out episodes")
         train_files, val_files = train_sources, val_sources
+    elif data.format == "lerobot":
+        from vjepa_wm.datasets.droid.lerobot import lerobot_files, split_lerobot
+
+        train_sources, val_sources = split_lerobot(data.path, data.val_path, data.val_fraction)
+        held_out = len(val_sources.locations()) if val_sources else 0
+        print(f"train-ac: {len(train_sources.locations())} training and {held_out} held-out LeRobot episodes")
+        train_files, val_files = lerobot_files(train_sources), lerobot_files(val_sources) if val_sources else []
     else:
         train_sources, val_sources = data.path, data.val_path
         train_files, val_files = [data.path], [data.val_path] if data.val_path else []

@@ -51,7 +51,7 @@ class NavReplayConfig:
 
     data: str = ""  # NWM-format dataset folder (one folder per trajectory)
     index: str = ""  # eval index pickle, e.g. DATA/splits/test/navigation_eval.pkl
-    model: str = ""  # car world model directory (our format)
+    model: str = ""  # car world model directory (our format) or its hub id
     mode: PlanMode = "nwm"  # nwm: straight lines plus a final yaw (published); free: one action per step
     context: int = 4  # context frames (NWM: 4)
     limit: int | None = None  # score only the first N index entries (null: all)
@@ -186,6 +186,21 @@ def check_model(model) -> None:
     embodiment = getattr(model, "embodiment", None)
     if getattr(embodiment, "name", None) != "car":
         raise ValueError(f"--model: the world model was trained for a {getattr(embodiment, 'name', 'unknown')} robot, not a car")
+
+
+def load_car_model(name: str, device: str):
+    """The car world model `--model` names (a directory or a hub id's cached snapshot), in eval mode on
+    `device`; one-line errors for anything else."""
+    from vjepa_wm.world_model.checkpoints import load_world_model, resolve_checkpoint
+
+    if not name:
+        raise ValueError("--model is required")
+    source = resolve_checkpoint(name).path
+    if not source.is_dir():
+        raise ValueError(f"--model {name}: not a world model directory")
+    model = load_world_model(source).eval().to(device)
+    check_model(model)
+    return model
 
 
 def load_trajectory(data: str, name: str, cache: dict) -> NWMTrajectory:

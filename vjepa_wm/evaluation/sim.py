@@ -61,7 +61,7 @@ class SimEvalConfig:
     franka: Franka = field(default_factory=Franka)  # the planning box per step
     subgoals: SubgoalRule = field(default_factory=SubgoalRule)  # stages switch by their step budgets
     device: str = "cpu"  # torch device of the planner
-    model: str | None = None  # world model directory (null: the bundled sim model)
+    model: str | None = None  # world model directory or its hub id (null: the bundled sim model)
     out: str | None = None  # folder for rollout videos and energy plots
     videos: int = 2  # episodes to keep videos and plots of (with out)
     json: str | None = None  # write the summary here as JSON
@@ -174,6 +174,12 @@ def evaluate(model, config: SimEvalConfig, progress: bool = True) -> dict:
             bar.set_postfix(success=f"{np.mean([r.success for r in results]):.2f}")
     finally:
         env.close()
+    return summary(config, results, start)
+
+
+def summary(config: SimEvalConfig, results: list[EpisodeResult], start: float) -> dict:
+    """The eval JSON of `results` (episodes run since `perf_counter` read `start`): rates and means
+    beside every episode, the same whichever way the episodes reached the sim."""
     timed = [r.seconds_per_action for r in results if np.isfinite(r.seconds_per_action)]
     return {
         "task": config.task,

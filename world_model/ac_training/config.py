@@ -45,7 +45,7 @@ class ACOptimConfig:
 class ACDataConfig:
     """Where the clips come from and how they are cut."""
 
-    format: Literal["raw", "rlds", "nwm"] = "raw"  # raw: DROID raw (or our sim recordings); rlds: DROID RLDS through tensorflow-datasets; nwm: NWM-format drives (car)
+    format: Literal["raw", "rlds", "lerobot", "nwm"] = "raw"  # raw: DROID raw (or our sim recordings); rlds: DROID RLDS through tensorflow-datasets; lerobot: DROID in LeRobot v2.1/v3.0 form (path: a folder or a hub id in the Hugging Face cache, e.g. lerobot/droid_1.0.1; camera exterior_1/exterior_2/wrist); nwm: NWM-format drives (car)
     path: str = ""  # raw: a folder of episodes or an episode-list file; rlds: the TFDS version folder; nwm: the dataset folder (its splits/train when present)
     val_path: str | None = None  # held-out episodes (nwm: a traj_names.txt naming trajectories of data.path, or another dataset folder); raw and nwm may instead split off `val_fraction`
     val_fraction: float = 0.05  # held-out share of raw episodes (nwm: of trajectories, when it has no splits/test) without a val_path
@@ -116,7 +116,7 @@ class ACTrainConfig:
             raise ValueError("data.path is required (a DROID raw folder / episode list, an RLDS folder, or an NWM dataset folder)")
         if not (self.model.encoder or self.model.init):
             raise ValueError("model.encoder (or model.init) is required: the frozen encoder to plan with")
-        if self.data.format in ("raw", "rlds") and self.model.embodiment != "franka":
+        if self.data.format in ("raw", "rlds", "lerobot") and self.model.embodiment != "franka":
             raise ValueError(f"data.format {self.data.format} is DROID, which records Franka states; model.embodiment "
                              f"{self.model.embodiment!r} needs data of its own (a car: data.format nwm)")
         if self.data.format == "nwm" and self.model.embodiment != "car":

@@ -19,6 +19,7 @@ import torch
 from safetensors.torch import save_file
 
 from ..vit import ENCODER_SIZES, EncoderConfig, VisionTransformer
+from .hub import resolve_checkpoint
 from .io import (
     CheckpointError,
     config_errors,
@@ -155,8 +156,9 @@ def encoder_to_hf_config(config: EncoderConfig) -> dict:
 
 
 def load_encoder(source: str | os.PathLike, key: str | None = None, num_heads: int | None = None) -> VisionTransformer:
-    """Load an encoder from any supported format, inferring its size; returns it in eval mode."""
-    path = Path(source)
+    """Load an encoder from any supported format, inferring its size; returns it in eval mode.
+    `source` is a local path or a Hugging Face hub id (`hub.resolve_checkpoint`)."""
+    path = resolve_checkpoint(source).path
     fmt = detect_format(path)
     if fmt == "ours":
         meta, state = read_our_checkpoint(path, "encoder")

@@ -3,8 +3,9 @@
 * `safe_torch_load`: ``torch.load`` with ``weights_only=True`` and one-line errors, so a pickle that
   would run code is refused (naming the global it asks for), not run, and other bytes are "not a
   checkpoint";
-* `read_safetensors`, `read_json`, `read_hf_weights`, `detect_format` (ours, Hugging Face, official),
-  `check_format_version`;
+* `read_safetensors`, `read_model_safetensors` (one ``model.safetensors`` or the shards its
+  ``model.safetensors.index.json`` names), `read_json`, `read_hf_weights`, `detect_format` (ours,
+  Hugging Face, official), `check_format_version`;
 * `config_errors`: a config that cannot build its model is one error naming the file;
 * `load_strict`: all weights or an error naming the missing, unexpected and mis-shaped keys, or the
   first tensor holding NaN / inf (`check_finite`);
@@ -144,6 +145,71 @@ def read_safetensors(path: Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: not a readable safetensors file ({err})") from None
 
 
+SAFETENSORS_FILE = "model.safetensors"
+SHARD_INDEX = "model.safetensors.index.json"
+
+
+def read_model_safetensors(directory: Path) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint directory: ``model.safetensors``, or else the shards that
+    ``model.safetensors.index.json`` names (transformers writes these past ``max_shard_size``,
+    and the hub holds large models that way)."""
+    single = directory / SAFETENSORS_FILE
+    index = directory / SHARD_INDEX
+    if single.exists() or not index.exists():
+        return read_safetensors(single)
+    return read_sharded_safetensors(index)
+
+
+def read_sharded_safetensors(index_path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of a sharded checkpoint, each read once: the index must name only shard files
+    that exist beside it, and each shard must hold exactly the tensors the index places in it (a
+    tensor found in two shards or in none would otherwise load silently, or not at all)."""
+    weight_map = read_shard_index(index_path)
+    placed: dict[str, set[str]] = {}
+    for name, shard in weight_map.items():
+        placed.setdefault(shard, set()).add(name)
+    for shard in placed:
+        if Path(shard).name != shard or shard in (".", ".."):
+            raise CheckpointError(f"{index_path}: shard {shard!r} is not a file name beside the index")
+    missing = sorted(s for s in placed if not (index_path.parent / s).is_file())
+    if missing:
+        more = f" ({len(missing)} shards missing)" if len(missing) > 1 else ""
+        raise CheckpointError(f"{index_path}: names shard {missing[0]}, which does not exist{more}")
+    state: dict[str, torch.Tensor] = {}
+    for shard, names in sorted(placed.items()):
+        path = index_path.parent / shard
+        tensors = read_safetensors(path)
+        absent = sorted(names - set(tensors))
+        if absent:
+            raise CheckpointError(f"{path}: lacks {absent[0]}, which {index_path.name} places in it")
+        stray = sorted(set(tensors) - names)
+        if stray:
+            where = f"places in {weight_map[stray[0]]}" if stray[0] in weight_map else "does not list"
+            raise CheckpointError(f"{path}: holds {stray[0]}, which {index_path.name} {where}")
+        state.update(tensors)
+    return state
+
+
+def read_shard_index(path: Path) -> dict[str, str]:
+    """The ``weight_map`` (tensor name -> shard file) of a shard index; a name listed twice is refused."""
+
+    def unique(pairs):
+        keys = [key for key, _ in pairs]
+        repeated = sorted({key for key in keys if keys.count(key) > 1})
+        if repeated:
+            raise CheckpointError(f"{path}: lists {repeated[0]} more than once")
+        return dict(pairs)
+
+    try:
+        index = json.loads(path.read_text(), object_pairs_hook=unique)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise CheckpointError(f"{path}: not a readable shard index ({err})") from None
+    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    if not isinstance(weight_map, dict) or not weight_map or not all(isinstance(v, str) for v in weight_map.values()):
+        raise CheckpointError(f"{path}: not a shard index (no \"weight_map\" of tensor names to shard files)")
+    return weight_map
+
+
 def read_json(path: Path) -> dict:
     try:
         data = json.loads(path.read_text())
@@ -269,16 +335,15 @@ def hf_section(state: dict[str, torch.Tensor], prefix: str):
 
 
 def read_hf_weights(directory: Path) -> dict[str, torch.Tensor]:
-    safetensors_path = directory / "model.safetensors"
-    if safetensors_path.exists():
-        return read_safetensors(safetensors_path)
+    if (directory / SAFETENSORS_FILE).exists() or (directory / SHARD_INDEX).exists():
+        return read_model_safetensors(directory)
     bin_path = directory / "pytorch_model.bin"
     if bin_path.exists():
         state = safe_torch_load(bin_path)
         if not is_state_dict(state):
             raise CheckpointError(f"{bin_path}: not a state dict")
         return state
-    raise CheckpointError(f"{directory}: Hugging Face directory without model.safetensors or pytorch_model.bin")
+    raise CheckpointError(f"{directory}: Hugging Face directory without model.safetensors (or its shard index) or pytorch_model.bin")
 
 
 
@@ -309,7 +374,7 @@ def read_our_checkpoint(directory: Path, kind: str) -> tuple[dict, dict[str, tor
     check_format_version(meta.get("format_version", 0), FORMAT_VERSION, directory / "config.json")
     if not isinstance(meta.get("config"), dict):
         raise CheckpointError(f"{directory / 'config.json'}: its \"config\" is not a JSON object")
-    return meta, read_safetensors(directory / "model.safetensors")
+    return meta, read_model_safetensors(directory)
 
 
 def check_format_version(version: object, newest: int, source) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from ..predictor import PUBLISHED_HEADS, Predictor, PredictorConfig
+from .hub import resolve_checkpoint
 from .io import (
     CheckpointError,
     config_errors,
@@ -87,7 +88,8 @@ def hf_to_official_predictor(state: dict[str, torch.Tensor]) -> dict[str, torch.
 
 
 def load_predictor(source: str | os.PathLike, img_size: int | None = None, num_heads: int | None = None, key: str | None = None) -> Predictor:
-    """Load a predictor from our directory, a Hugging Face VJEPA2Model directory or an official .pt.
+    """Load a predictor from our directory, a Hugging Face VJEPA2Model directory (or its hub id,
+    `hub.resolve_checkpoint`) or an official .pt.
 
     `img_size` is the construction resolution that maps token indices to grid positions when no
     grid is passed at call time. Official .pt files do not record it (default 256, the
@@ -95,7 +97,7 @@ def load_predictor(source: str | os.PathLike, img_size: int | None = None, num_h
     it; an explicit value overrides either. `num_heads` defaults to the published 12.
     Returns the predictor in eval mode.
     """
-    path = Path(source)
+    path = resolve_checkpoint(source).path
     fmt = detect_format(path)
     if fmt == "ours":
         meta, state = read_our_checkpoint(path, "predictor")

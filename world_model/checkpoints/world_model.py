@@ -18,6 +18,7 @@ from ..ac_predictor import ACPredictor, ACPredictorConfig, heads_for_width
 from ..vit import EncoderConfig, VisionTransformer
 from ..world_model import WorldModel
 from .encoder import ENCODER_KEYS, encoder_from_official_state
+from .hub import resolve_checkpoint
 from .io import (
     CheckpointError,
     config_errors,
@@ -48,9 +49,10 @@ def infer_ac_config(state: dict[str, torch.Tensor], img_size: int, patch_size: i
 
 
 def load_world_model(source: str | os.PathLike, img_size: int = 256) -> WorldModel:
-    """Our ``world_model`` directory, or the official V-JEPA 2-AC ``.pt`` (``img_size`` is the frame
-    resolution, which the published file does not record; ours records it)."""
-    path = Path(source)
+    """Our ``world_model`` directory (or its hub id, `hub.resolve_checkpoint`), or the official
+    V-JEPA 2-AC ``.pt`` (``img_size`` is the frame resolution, which the published file does not
+    record; ours records it)."""
+    path = resolve_checkpoint(source).path
     if detect_format(path) == "ours":
         meta, weights = read_our_checkpoint(path, "world_model")
         config = meta["config"]

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-from vjepa_wm.world_model.configuration import to_dict
+from vjepa_wm.world_model.configuration import flatten, to_dict
 from vjepa_wm.world_model.training.distributed import DistContext, gather_objects
 from vjepa_wm.world_model.training.fingerprint import describe_changes
 
@@ -60,16 +60,7 @@ class RunIdentity:
 
 
 def _settings(config, not_defining: set[str]) -> dict:
-    flat: dict = {}
-
-    def walk(prefix: str, value) -> None:
-        if isinstance(value, dict):
-            for key, inner in value.items():
-                walk(f"{prefix}{key}.", inner)
-        else:
-            flat[prefix[:-1]] = value
-
-    walk("", json.loads(json.dumps(to_dict(config))))
+    flat = flatten(json.loads(json.dumps(to_dict(config))))
     return {key: value for key, value in flat.items() if key not in not_defining}
 
 
