@@ -38,6 +38,59 @@ ROS_ARGS = ["--ros-args", "--disable-external-lib-logs"]  # no log files under ~
 HERE = Path(__file__).resolve()
 
 
+class BridgeRig:
+    """A Franka bridge and its camera bridge under test in `ros`, and a probe node that records the
+    measured poses and the target topic and speaks for the watchdog on the hold topic (`word`:
+    False "go", True "hold", None silent)."""
+
+    def __init__(self, ros: "Spinning", bridge_parameters: dict, probe_name: str):
+        from geometry_msgs.msg import PoseStamped
+        from rclpy.parameter import Parameter
+        from std_msgs.msg import Bool
+
+        from vjepa_wm.ros_nodes import franka_interface as fi
+        from vjepa_wm.ros_nodes.camera_bridge import CameraBridge
+        from vjepa_wm.ros_nodes.franka_bridge import FrankaBridge, FrankaBridgeConfig, FrankaBridgeNode
+        from vjepa_wm.ros_nodes.watchdog_node import LATCHED
+
+        context = ros.context
+        self.node = ros.add(FrankaBridgeNode("franka_bridge", context=context, parameter_overrides=[
+            Parameter(name, value=value) for name, value in bridge_parameters.items()]))
+        self.camera = ros.add(CameraBridge("camera_bridge", context=context, parameter_overrides=[
+            Parameter("image_topic", value="camera/image_raw")]))
+        self.bridge = FrankaBridge(self.node, self.camera)
+        self.probe = ros.add(Node(probe_name, context=context))
+        self.lock = threading.Lock()
+        self.targets: list = []
+        self.poses: list = []
+        self.probe.create_subscription(PoseStamped, fi.DEFAULT_TARGET_TOPIC, lambda msg: self._take(self.targets, msg),
+                                       fi.COMMAND_QOS)
+        self.probe.create_subscription(PoseStamped, fi.CURRENT_POSE_TOPIC, lambda msg: self._take(self.poses, msg),
+                                       fi.FROM_ROBOT_QOS)
+        self.word: bool | None = False
+        self._bool = Bool
+        self.hold_publisher = self.probe.create_publisher(Bool, FrankaBridgeConfig().hold_topic, LATCHED)
+        self.probe.create_timer(0.02, self._say)
+
+    def _take(self, into: list, msg) -> None:
+        with self.lock:
+            into.append(msg)
+
+    def _say(self) -> None:
+        if self.word is not None:
+            self.hold_publisher.publish(self._bool(data=self.word))
+
+    def measured(self) -> np.ndarray:
+        """The sim's current pose [6] as the probe receives it (a fresh one)."""
+        from vjepa_wm.ros_nodes import franka_interface as fi
+
+        with self.lock:
+            seen = len(self.poses)
+        eventually(lambda: len(self.poses) > seen, 5, "a fresh current_pose")
+        with self.lock:
+            return fi.pose_to_state(self.poses[-1].pose, 0.0)[:6]
+
+
 def ros_env() -> dict[str, str]:
     """The environment of a peer process: this domain, localhost discovery only."""
     return {**os.environ, "ROS_DOMAIN_ID": str(DOMAIN_ID), "ROS_AUTOMATIC_DISCOVERY_RANGE": "LOCALHOST",

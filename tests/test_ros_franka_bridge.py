@@ -8,7 +8,6 @@ check), or stays silent.
 """
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np
@@ -18,68 +17,30 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionClient
 from rclpy.exceptions import InvalidParameterValueException
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
-from ros_helpers import Spinning, eventually, interrupt, node_process
-from std_msgs.msg import Bool
+from ros_helpers import BridgeRig, Spinning, eventually, interrupt, node_process
 from std_srvs.srv import Trigger
 
 from vjepa_wm.embodiments.robot import Robot
 from vjepa_wm.ros_nodes import franka_interface as fi
-from vjepa_wm.ros_nodes.camera_bridge import CameraBridge
-from vjepa_wm.ros_nodes.franka_bridge import FrankaBridge, FrankaBridgeConfig, FrankaBridgeNode, pose_error
+from vjepa_wm.ros_nodes.franka_bridge import FrankaBridgeConfig, FrankaBridgeNode, pose_error
 from vjepa_wm.ros_nodes.franka_interface import RobotMode
-from vjepa_wm.ros_nodes.watchdog_node import LATCHED
 
 SIM_SETTINGS = {"image_size": 48, "seed": 3, "robot_state_rate_hz": 100.0, "pose_rate_hz": 100.0}
-HOLD_TOPIC = FrankaBridgeConfig().hold_topic
 STEP_TOLERANCE_M = 0.003  # a 3 cm step lands within this of 3 cm (the bridge's position tolerance)
 
 
-class Rig:
+class Rig(BridgeRig):
     """The bridge, a watchdog stand-in and a probe of the target topic and the measured pose."""
 
     def __init__(self, ros: Spinning):
-        context = ros.context
-        self.node = ros.add(FrankaBridgeNode("franka_bridge", context=context, parameter_overrides=[
-            Parameter("settle_timeout_s", value=3.0)]))
-        self.camera = ros.add(CameraBridge("camera_bridge", context=context, parameter_overrides=[
-            Parameter("image_topic", value="camera/image_raw")]))
-        self.bridge = FrankaBridge(self.node, self.camera)
-        probe = ros.add(Node("bridge_probe", context=context))
-        self.lock = threading.Lock()
-        self.targets: list[PoseStamped] = []
-        self.poses: list[PoseStamped] = []
-        probe.create_subscription(PoseStamped, fi.DEFAULT_TARGET_TOPIC, lambda msg: self._take(self.targets, msg),
-                                  fi.COMMAND_QOS)
-        probe.create_subscription(PoseStamped, fi.CURRENT_POSE_TOPIC, lambda msg: self._take(self.poses, msg),
-                                  fi.FROM_ROBOT_QOS)
-        self.word: bool | None = False  # what the stand-in says; None: silent
-        self.hold_publisher = probe.create_publisher(Bool, HOLD_TOPIC, LATCHED)
-        probe.create_timer(0.02, self._say)
-        self.direct = probe.create_publisher(PoseStamped, fi.DEFAULT_TARGET_TOPIC, fi.COMMAND_QOS)
-        self.probe = probe
-
-    def _take(self, into: list, msg) -> None:
-        with self.lock:
-            into.append(msg)
-
-    def _say(self) -> None:
-        if self.word is not None:
-            self.hold_publisher.publish(Bool(data=self.word))
+        super().__init__(ros, {"settle_timeout_s": 3.0}, "bridge_probe")
+        self.direct = self.probe.create_publisher(PoseStamped, fi.DEFAULT_TARGET_TOPIC, fi.COMMAND_QOS)
 
     def target_count(self) -> int:
         with self.lock:
             return len(self.targets)
-
-    def measured(self) -> np.ndarray:
-        """The sim's current pose [6] as this probe receives it (a fresh one)."""
-        with self.lock:
-            seen = len(self.poses)
-        eventually(lambda: len(self.poses) > seen, 5, "a fresh current_pose")
-        with self.lock:
-            return fi.pose_to_state(self.poses[-1].pose, 0.0)[:6]
 
     def go(self) -> None:
         """The stand-in says "go" and the bridge has heard it."""

@@ -14,75 +14,37 @@ import time
 import numpy as np
 import pytest
 from action_msgs.msg import GoalStatus, GoalStatusArray
-from geometry_msgs.msg import PoseStamped
 from rclpy.lifecycle import TransitionCallbackReturn
-from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
-from ros_helpers import Spinning, eventually, interrupt, node_process
+from ros_helpers import BridgeRig, Spinning, eventually, interrupt, node_process
 from sensor_msgs.msg import JointState
-from std_msgs.msg import Bool
 
 from vjepa_wm.embodiments.franka_kinematics import FR3, FrankaKinematics
 from vjepa_wm.ros_nodes import franka_interface as fi
-from vjepa_wm.ros_nodes.camera_bridge import CameraBridge
 from vjepa_wm.ros_nodes.franka_bridge import FrankaBridge, FrankaBridgeConfig, FrankaBridgeNode, pose_error
-from vjepa_wm.ros_nodes.watchdog_node import LATCHED
 
 SIM_TCP_M = 0.105  # the sim's end effector: the grasp point 0.105 m beyond the hand
 SIM_SETTINGS = {"image_size": 32, "seed": 3, "robot_state_rate_hz": 100.0, "pose_rate_hz": 100.0,
                 "target_topic": "sim/pose_target"}
-HOLD_TOPIC = FrankaBridgeConfig().hold_topic
 STATUS_TOPIC = f"{fi.PTP_MOTION_ACTION}/_action/status"
 STATUS_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL)
 STEP_TOLERANCE_M = 0.003
 
 
-class Rig:
+class Rig(BridgeRig):
     def __init__(self, ros: Spinning):
-        context = ros.context
-        self.node = ros.add(FrankaBridgeNode("franka_bridge", context=context, parameter_overrides=[
-            Parameter("command_path", value="ptp"), Parameter("tcp_offset_m", value=SIM_TCP_M),
-            Parameter("settle_timeout_s", value=4.0)]))
-        self.camera = ros.add(CameraBridge("camera_bridge", context=context, parameter_overrides=[
-            Parameter("image_topic", value="camera/image_raw")]))
-        self.bridge = FrankaBridge(self.node, self.camera)
-        probe = ros.add(Node("ptp_probe", context=context))
-        self.lock = threading.Lock()
-        self.poses: list[PoseStamped] = []
-        self.records: list[PoseStamped] = []
+        super().__init__(ros, {"command_path": "ptp", "tcp_offset_m": SIM_TCP_M, "settle_timeout_s": 4.0}, "ptp_probe")
         self.goal_ids: set[bytes] = set()  # every goal the PTPMotion server has reported
-        probe.create_subscription(PoseStamped, fi.CURRENT_POSE_TOPIC, lambda msg: self._take(self.poses, msg),
-                                  fi.FROM_ROBOT_QOS)
-        probe.create_subscription(PoseStamped, fi.DEFAULT_TARGET_TOPIC, lambda msg: self._take(self.records, msg),
-                                  fi.COMMAND_QOS)
-        probe.create_subscription(GoalStatusArray, STATUS_TOPIC, self._take_status, STATUS_QOS)
-        self.word: bool | None = False
-        self.hold_publisher = probe.create_publisher(Bool, HOLD_TOPIC, LATCHED)
-        probe.create_timer(0.02, self._say)
-
-    def _take(self, into: list, msg) -> None:
-        with self.lock:
-            into.append(msg)
+        self.probe.create_subscription(GoalStatusArray, STATUS_TOPIC, self._take_status, STATUS_QOS)
 
     def _take_status(self, msg: GoalStatusArray) -> None:
         with self.lock:
             self.goal_ids.update(bytes(status.goal_info.goal_id.uuid) for status in msg.status_list)
 
-    def _say(self) -> None:
-        if self.word is not None:
-            self.hold_publisher.publish(Bool(data=self.word))
-
     def goals_seen(self) -> int:
         with self.lock:
             return len(self.goal_ids)
-
-    def measured(self) -> np.ndarray:
-        with self.lock:
-            seen = len(self.poses)
-        eventually(lambda: len(self.poses) > seen, 5, "a fresh current_pose")
-        with self.lock:
-            return fi.pose_to_state(self.poses[-1].pose, 0.0)[:6]
 
     def go(self) -> None:
         self.word = False
@@ -129,7 +91,7 @@ def test_path_b_moves_the_arm_by_the_commanded_delta_through_one_ptp_goal(rig):
         # The goal joints are the model's answer for that pose, inside the FR3's limits.
         assert kinematics.within_limits(outcome.joints)
         assert pose_error(kinematics.pose(outcome.joints), target)[0] < 1e-4
-        record = eventually(lambda: rig.records and rig.records[-1], 2, "the record of the goal's pose")
+        record = eventually(lambda: rig.targets and rig.targets[-1], 2, "the record of the goal's pose")
         assert pose_error(fi.pose_to_state(record.pose, 0.0)[:6], target)[0] < 1e-6
 
 
