@@ -38,7 +38,8 @@ from .goals import Goal, GoalSequence, SubgoalRule, as_goal
 from .planning_model import planning_model
 from .safety import Refusal, SafetyEnvelope, observation_problem, stamp_problem
 
-__all__ = ["Goal", "Observation", "Robot", "MPCConfig", "MPCResult", "SafetyEnvelope", "StepRecord", "run_mpc"]
+__all__ = ["Goal", "Observation", "Robot", "MPCConfig", "MPCResult", "SafetyEnvelope", "StepRecord", "run_mpc",
+           "warm_up"]
 
 
 @dataclass
@@ -95,6 +96,18 @@ class MPCResult:
 
     def to_dict(self) -> dict:
         return {"stop_reason": self.stop_reason, "refusals": list(self.refusals), "records": [asdict(r) for r in self.records]}
+
+
+def warm_up(world_model, cem: CEM) -> float:
+    """One search from a blank frame toward itself, nothing applied: a process's first plan pays
+    one-off costs (lazy initialisation, allocator growth, kernel choice; on a GPU the CUDA context)
+    that would otherwise fall on a robot waiting for its first command. Seconds it took."""
+    tic = time.perf_counter()
+    model = planning_model(world_model, cem.device, cem.config.horizon)
+    z = model.encode_images(np.zeros((world_model.img_size, world_model.img_size, 3), np.uint8)).to(cem.device)
+    state = torch.zeros(1, cem.embodiment.state_dim, device=cem.device)
+    cem.search(rollout_energy(model, z, state, z))
+    return time.perf_counter() - tic
 
 
 def run_mpc(

@@ -23,7 +23,8 @@ marked ``required: false`` may exit on its own: that is said, and the rest runs 
 
 No orphans: each node runs in a process group of its own (so a kill reaches whatever it started)
 and has the kernel send it SIGTERM should the launcher itself die without stopping it (Linux
-``PR_SET_PDEATHSIG``).
+``PR_SET_PDEATHSIG``); where that request is refused, the node sees its parent change
+(`node_process.LAUNCHER_PID`) and stops within a spin.
 """
 from __future__ import annotations
 
@@ -48,6 +49,7 @@ from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
 from .launch_config import Plan, Planned, qualify, write_params_file
+from .node_process import LAUNCHER_PID
 
 POLL_S = 0.05
 PR_SET_PDEATHSIG = 1
@@ -165,7 +167,8 @@ class Launcher:
     def _start(self, planned: Planned, folder: Path, environment: dict[str, str]) -> Running:
         argv = command(planned, write_params_file(planned, folder))
         self.say("launch", f"starting {planned.label}: {' '.join(argv[1:])}")
-        process = subprocess.Popen(argv, env={**environment, **planned.entry.env}, stdin=subprocess.DEVNULL,
+        env = {**environment, **planned.entry.env, LAUNCHER_PID: str(os.getpid())}
+        process = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
                                    start_new_session=True, preexec_fn=_die_with_parent)
         reader = threading.Thread(target=self._relay, args=(planned.label, process), daemon=True)

@@ -12,6 +12,10 @@ the bridge's `observe` and `apply` block on what the executor delivers; the acti
 callback is a coroutine that awaits the worker's end, so the executor keeps serving state,
 frames, the hold word and cancel requests meanwhile.
 
+Configuring loads the model and runs one search on a blank frame (`planner.mpc.warm_up`), so a
+process's one-off costs do not delay the first command of the first goal past the watchdog's
+command limit; a model that cannot plan on the device fails the configure transition.
+
 What it does with a goal:
 
 * one at a time: a goal arriving while another runs, or while the node is not active, is rejected;
@@ -58,7 +62,7 @@ from vjepa_wm_interfaces.action import PlanToGoal
 from vjepa_wm.embodiments import Franka
 from vjepa_wm.planner.cem import CEM, CEMConfig
 from vjepa_wm.planner.goals import SubgoalRule
-from vjepa_wm.planner.mpc import MPCConfig, StepRecord, run_mpc
+from vjepa_wm.planner.mpc import MPCConfig, StepRecord, run_mpc, warm_up
 from vjepa_wm.sim.franka.tasks import PLAN_HIGH, PLAN_LOW
 from vjepa_wm.world_model.checkpoints import load_world_model
 from vjepa_wm.world_model.training.distributed import check_device
@@ -264,6 +268,11 @@ class PlannerNode(LifecycleNode):
             self.get_logger().error(f"planner not configured: the model plans {model.embodiment.name} actions; "
                                     f"the Franka bridge takes franka actions")
             return TransitionCallbackReturn.FAILURE
+        try:
+            warm_seconds = warm_up(model, CEM(config.cem_config(), model.embodiment, config.device))
+        except (ValueError, RuntimeError) as err:  # e.g. out of device memory: better now than at a goal
+            self.get_logger().error(f"planner not configured: its first search failed: {err}")
+            return TransitionCallbackReturn.FAILURE
         self.model, self.embodiment = model, model.embodiment
         for part in (self.bridge.node, self.bridge.camera):
             if part not in self.executor.get_nodes():
@@ -276,7 +285,8 @@ class PlannerNode(LifecycleNode):
         self._server = ActionServer(self, PlanToGoal, config.action_name, execute_callback=self._execute,
                                     goal_callback=self._take_goal, cancel_callback=self._cancel)
         self.get_logger().info(f"planner: model {model_source(config.model)} on {config.device}, "
-                               f"{config.cem_samples} samples x {config.cem_iterations} iterations")
+                               f"{config.cem_samples} samples x {config.cem_iterations} iterations "
+                               f"(first search, warming up: {warm_seconds:.2f} s)")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:

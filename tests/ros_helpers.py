@@ -33,6 +33,8 @@ from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
 from vjepa_wm_interfaces.action import PlanToGoal
 
+from vjepa_wm.evaluation.ros_processes import node_arguments
+
 DOMAIN_ID = int(os.environ.get("VJEPA_WM_TEST_ROS_DOMAIN", 1 + os.getpid() % 100))  # Linux DDS domains: 0..101
 ROS_ARGS = ["--ros-args", "--disable-external-lib-logs"]  # no log files under ~/.ros
 HERE = Path(__file__).resolve()
@@ -336,12 +338,25 @@ if __name__ == "__main__":
 
 
 # --- a node in a process of its own ------------------------------------------------------------------
-def node_process(module: str, node_name: str, parameters: dict[str, object], cwd: Path) -> subprocess.Popen:
-    """Start `python -m <module>` as node `node_name` with `-p name:=value` for each parameter, in
-    this domain; stdout and stderr together, for the failure message."""
-    settings = [item for name, value in parameters.items() for item in ("-p", f"{name}:={value}")]
-    return subprocess.Popen([sys.executable, "-m", module, *ROS_ARGS, "-r", f"__node:={node_name}", *settings],
-                            cwd=cwd, env=ros_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+def node_process(module: str, node_name: str, parameters: dict[str, object], cwd: Path,
+                 namespace: str | None = None) -> subprocess.Popen:
+    """Start `python -m <module>` as node `node_name` (in `namespace`) with `-p name:=value` for each
+    parameter, in this domain; stdout and stderr together into a log file of its own in `cwd` (`output` reads it).
+    A file, not a pipe: a pipe nobody reads while the node runs fills up, and the node then blocks
+    on its next log line."""
+    log_path = cwd / f"{node_name}.{time.monotonic_ns()}.log"
+    renamed = [] if namespace is None else ["-r", f"__ns:={namespace}"]
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sys.executable, "-m", module, *node_arguments(node_name, parameters), *renamed],
+                                   cwd=cwd, env=ros_env(), stdout=log, stderr=subprocess.STDOUT)
+    process.log_path = log_path
+    return process
+
+
+def output(process: subprocess.Popen, last_chars: int | None = None) -> str:
+    """What a `node_process` has printed so far (its last `last_chars`)."""
+    text = process.log_path.read_text(errors="replace")
+    return text if last_chars is None else text[-last_chars:]
 
 
 def interrupt(process: subprocess.Popen, timeout_s: float = 10.0) -> tuple[int, str]:
@@ -352,6 +367,5 @@ def interrupt(process: subprocess.Popen, timeout_s: float = 10.0) -> tuple[int, 
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-        raise AssertionError(f"{process.args} did not stop on SIGINT: {process.stdout.read()[-3000:]}") from None
-    return process.returncode, process.stdout.read()
-
+        raise AssertionError(f"{process.args} did not stop on SIGINT: {output(process, 3000)}") from None
+    return process.returncode, output(process)

@@ -12,6 +12,7 @@ from vjepa_wm.embodiments import Franka
 from vjepa_wm.planner.cem import CEM, CEMConfig
 from vjepa_wm.planner.energy import rollout_energy
 from vjepa_wm.planner.landscape import energy_landscape
+from vjepa_wm.planner.mpc import warm_up
 from vjepa_wm.world_model.ac_predictor import ACPredictor, ac_predictor_config
 from vjepa_wm.world_model.checkpoints import save_world_model
 from vjepa_wm.world_model.vit import VisionTransformer, encoder_config
@@ -41,6 +42,20 @@ def test_batched_scores_equal_one_candidate_at_a_time():
     assert torch.allclose(batched, single, atol=1e-5)
     plan = CEM(CEMConfig(samples=16, iterations=2, elites=4, horizon=3), FRANKA).search(score)
     assert plan.actions.shape == (3, 7) and torch.isfinite(plan.actions).all()
+
+
+def test_warm_up_searches_once_and_leaves_the_next_plan_as_it_would_have_been():
+    model = tiny_model()
+    rng = np.random.default_rng(1)
+    z = model.encode_images(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    goal = model.encode_images(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    state = torch.tensor([[0.5, 0.0, 0.3, 3.1, 0.0, 0.0, 0.5]])
+    config = CEMConfig(samples=16, iterations=2, elites=4, horizon=2, seed=3)
+    cold = CEM(config, FRANKA).search(rollout_energy(model, z, state, goal))
+    assert warm_up(model, CEM(config, FRANKA)) > 0
+    warm = CEM(config, FRANKA).search(rollout_energy(model, z, state, goal))
+    torch.testing.assert_close(warm.actions, cold.actions, rtol=0, atol=0)
+    assert warm.energy == cold.energy
 
 
 def test_landscape_grid_matches_direct_rollouts():

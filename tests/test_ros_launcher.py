@@ -29,7 +29,7 @@ from rcl_interfaces.srv import GetParameters
 from ros_helpers import Spinning, eventually, ros_env
 
 from vjepa_wm.cli import main
-from vjepa_wm.ros_nodes import launch_description
+from vjepa_wm.ros_nodes import launch_description, node_process
 from vjepa_wm.ros_nodes.launch_config import EXECUTABLES, load_deployment
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -293,6 +293,16 @@ nodes:
     killed.kill()  # no chance to stop anything: the kernel tells the node (PR_SET_PDEATHSIG)
     killed.wait()
     eventually(lambda: not alive(node), 15, "the node to stop with its launcher gone")
+
+
+def test_a_node_of_ours_knows_when_the_launcher_that_started_it_is_gone(monkeypatch):
+    """The fallback where the kernel's parent-death signal is refused: the parent process changed."""
+    monkeypatch.delenv(node_process.LAUNCHER_PID, raising=False)
+    assert not node_process._orphaned()  # not started by our launcher (ros2 run, a shell): never
+    monkeypatch.setenv(node_process.LAUNCHER_PID, str(os.getppid()))
+    assert not node_process._orphaned()
+    monkeypatch.setenv(node_process.LAUNCHER_PID, str(os.getppid() + 1))
+    assert node_process._orphaned()
 
 
 # --- the launch files ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from geometry_msgs.msg import PoseStamped
 from rclpy.action import ActionClient
 from rclpy.node import Node
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_helpers import Spinning, eventually, interrupt, node_process
+from ros_helpers import Spinning, eventually, interrupt, node_process, output
 from sensor_msgs.msg import Image
 from std_msgs.msg import Bool, Float32MultiArray, String
 from vjepa_wm_interfaces.action import PlanToGoal
@@ -233,16 +233,19 @@ def test_b_malformed_goals_end_refused_and_nothing_reaches_the_sim(rig):
     assert client.count(client.targets) == targets
 
 
-def wait_for_motion(client: Client, feedback: list) -> None:
-    eventually(lambda: feedback, 60, "the first step's feedback")
+def wait_for_motion(handle, feedback: list, planner) -> None:
+    """Until the first step's feedback; a plan that ends first fails with its result and the planner's log."""
+    result = handle.get_result_async()
+    eventually(lambda: feedback or result.done(), 60, "the first step's feedback")
+    assert feedback, f"the plan ended before its first step: {result.result().result}\n{output(planner, 3000)}"
 
 
 def test_a_second_goal_is_rejected_while_one_runs_and_cancel_holds(rig):
-    client, _, goal_image, _, _ = rig
+    client, processes, goal_image, _, _ = rig
     feedback: list = []
     handle = client.send(goal_of(goal_image, max_steps=50), feedback)
     assert handle.accepted
-    wait_for_motion(client, feedback)
+    wait_for_motion(handle, feedback, processes["planner"])
     goal_id = bytes(handle.goal_id.uuid).hex()
     assert any(beat == goal_id for _, beat in client.beats)
     assert not client.send(goal_of(goal_image)).accepted
@@ -260,8 +263,9 @@ def test_a_second_goal_is_rejected_while_one_runs_and_cancel_holds(rig):
 def test_c_killing_the_planner_mid_plan_leaves_the_arm_held_by_the_watchdog(rig):
     client, processes, goal_image, _, cwd = rig
     feedback: list = []
-    assert client.send(goal_of(goal_image, max_steps=50), feedback).accepted
-    wait_for_motion(client, feedback)
+    handle = client.send(goal_of(goal_image, max_steps=50), feedback)
+    assert handle.accepted
+    wait_for_motion(handle, feedback, processes["planner"])
     with client.lock:
         assert client.holds and client.holds[-1][1] is False, "the watchdog holds already"
     processes["planner"].send_signal(signal.SIGKILL)
@@ -288,7 +292,7 @@ def test_d_sigint_shuts_every_node_down_cleanly_even_mid_plan(rig):
     feedback: list = []
     handle = client.send(goal_of(goal_image, max_steps=50), feedback)
     assert handle.accepted
-    wait_for_motion(client, feedback)
+    wait_for_motion(handle, feedback, processes["planner"])
     result = handle.get_result_async()
     for name in ("planner", "watchdog", "sim"):
         status, output = interrupt(processes.pop(name), timeout_s=30)

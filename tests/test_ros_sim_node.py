@@ -6,8 +6,6 @@ test starts its own, in a namespace, which also shows every name resolving under
 """
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 import time
 
@@ -23,7 +21,7 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.parameter_client import AsyncParameterClient
 from rclpy.qos import QoSProfile, ReliabilityPolicy
-from ros_helpers import ROS_ARGS, Spinning, eventually, interrupt, node_process, ros_env
+from ros_helpers import Spinning, eventually, interrupt, node_process
 from sensor_msgs.msg import Image, JointState
 from std_srvs.srv import Trigger
 
@@ -379,10 +377,7 @@ def test_deactivation_holds_the_arm_and_refuses_goals_and_cleanup_releases_the_s
 
 
 def test_the_node_runs_in_a_namespace_and_exits_0_on_sigint(tmp_path):
-    command = [sys.executable, "-m", "vjepa_wm.ros_nodes.sim_node", *ROS_ARGS, "-r", "__ns:=/left",
-               "-p", "image_size:=16"]
-    process = subprocess.Popen(command, cwd=tmp_path, env=ros_env(), stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
+    process = node_process("vjepa_wm.ros_nodes.sim_node", "franka_sim", {"image_size": 16}, tmp_path, namespace="/left")
     ros = Spinning()
     try:
         probe = ros.add(Node("sigint_probe", context=ros.context))
