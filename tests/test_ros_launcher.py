@@ -292,7 +292,22 @@ nodes:
     (node,) = children(killed.pid).values()
     killed.kill()  # no chance to stop anything: the kernel tells the node (PR_SET_PDEATHSIG)
     killed.wait()
-    eventually(lambda: not alive(node), 15, "the node to stop with its launcher gone")
+    try:
+        eventually(lambda: not alive(node), 30, "the node to stop with its launcher gone")
+    except AssertionError as err:
+        os.kill(node, signal.SIGKILL)
+        raise AssertionError(f"{err}; {where(node)}") from None
+
+
+def where(pid: int) -> str:
+    """What a process that would not stop was doing: its state and each thread's kernel wait."""
+    try:
+        state = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("State"))
+        waits = [(task / "wchan").read_text() for task in Path(f"/proc/{pid}/task").iterdir()]
+    except FileNotFoundError:
+        return "it is gone now"
+    return f"{state}; its threads wait in {sorted(set(waits))}; its signals: " + ", ".join(
+        line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith(("SigPnd", "ShdPnd", "SigBlk", "SigCgt")))
 
 
 def test_a_node_of_ours_knows_when_the_launcher_that_started_it_is_gone(monkeypatch):
