@@ -40,7 +40,6 @@ Run: ``python -m vjepa_wm.ros_nodes.planner_node --ros-args -p image_topic:=came
 """
 from __future__ import annotations
 
-import array
 import math
 import sys
 import threading
@@ -67,9 +66,9 @@ from vjepa_wm.sim.franka.tasks import PLAN_HIGH, PLAN_LOW
 from vjepa_wm.world_model.checkpoints import load_world_model
 from vjepa_wm.world_model.training.distributed import check_device
 
-from . import franka_interface as fi
 from .camera_bridge import CameraBridge
 from .franka_bridge import FrankaBridge, FrankaBridgeNode
+from .image_messages import rgb8_message
 from .node_process import run_node
 from .parameters import Spec, declare, read
 from .plan_goals import GoalDefaults, GoalRefused, PlanRequest, parse_goal
@@ -177,14 +176,6 @@ PARAMETERS = {
 def model_source(model: str):
     """Where the world model comes from: `model`, or the sim model bundled with the package."""
     return model if model.strip() else resources.files("vjepa_wm").joinpath("assets", "sim_model")
-
-
-def rgb8_message(image: np.ndarray, stamp: float, frame_id: str) -> Image:
-    height, width = image.shape[:2]
-    msg = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3,
-                data=array.array("B", np.ascontiguousarray(image, dtype=np.uint8).tobytes()))
-    msg.header.stamp, msg.header.frame_id = fi.to_time(stamp), frame_id
-    return msg
 
 
 def outcome_of(stop_reason: str) -> int:

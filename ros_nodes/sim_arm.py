@@ -57,7 +57,8 @@ class SimArm:
 
     def __init__(self, config: SimConfig, task: str, seed: int):
         self.env = FrankaEnv(replace(config, rows_per_action=1, max_settle_rows=0), task=task)
-        self.env.reset(seed=seed)
+        _, info = self.env.reset(seed=seed)
+        self.goal_image = info["goal_image"]  # the task's goal view for this seed
         self.row = 0
         state = self.env.state()
         self.target = state.copy()

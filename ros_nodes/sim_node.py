@@ -5,7 +5,9 @@ What it serves, all under the node's namespace:
 - state: ``franka_robot_state_broadcaster/robot_state`` (FrankaRobotState, reliable),
   ``.../current_pose`` (PoseStamped, best effort, depth 1), ``franka_gripper/joint_states``
   (JointState, reliable, depth 1), each on a steady-clock timer at its own rate parameter, and the
-  planning camera on ``image_topic`` (sensor_msgs/Image rgb8, best effort);
+  planning camera on ``image_topic`` (sensor_msgs/Image rgb8, best effort), and the task's goal
+  view for its seed on ``~/goal_image`` (rgb8, latched): what `vjepa-wm ros-goal --goal-topic`
+  sends, the image `FrankaEnv.reset(seed)` gives in-process;
 - path (a): a stamped PoseStamped target on ``target_topic`` in the base frame, held until replaced;
 - path (b): ``action_server/ptp_motion`` (PTPMotion); a cancel is accepted and stops the arm, and
   the goal then ends aborted, as franka_ros2's server does (its cancel stops the motion, whose
@@ -32,7 +34,6 @@ Run alone: ``python -m vjepa_wm.ros_nodes.sim_node --ros-args -p image_size:=128
 """
 from __future__ import annotations
 
-import array
 import sys
 from dataclasses import dataclass
 
@@ -44,7 +45,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.action import ActionServer, CancelResponse, GoalResponse
 from rclpy.clock import Clock, ClockType
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.task import Future
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import Image, JointState
@@ -55,6 +56,7 @@ from vjepa_wm.sim.franka.tasks import TASKS
 
 from . import franka_interface as fi
 from .franka_interface import RobotMode
+from .image_messages import rgb8_message
 from .node_process import run_node
 from .parameters import Spec, declare, read
 from .sim_arm import ROW_S, SimArm, Snapshot
@@ -62,6 +64,8 @@ from .sim_faults import PARAMETERS as FAULT_PARAMETERS
 from .sim_faults import SimFaults
 
 CAMERA_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.BEST_EFFORT)  # a camera driver's usual choice
+GOAL_IMAGE_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                            durability=DurabilityPolicy.TRANSIENT_LOCAL)  # latched: a client joining later gets it
 CLOCK_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)  # what rclpy's TimeSource subscribes with
 STILL_M = 1e-4  # fingers moving less than this per row count as still
 STILL_ROWS = 3  # ... for this many rows in a row: the gripper action is over
@@ -131,14 +135,6 @@ class Motion:
     feedback: object = None  # the goal handle's publish_feedback
 
 
-def image_message(image: np.ndarray, stamp: float, frame_id: str) -> Image:
-    height, width = image.shape[:2]
-    msg = Image(height=height, width=width, encoding="rgb8", is_bigendian=0, step=width * 3,
-                data=array.array("B", image.tobytes()))
-    msg.header.stamp, msg.header.frame_id = fi.to_time(stamp), frame_id
-    return msg
-
-
 def ptp_problem(goal: PTPMotion.Goal) -> str | None:
     """Why a PTPMotion goal cannot be executed, or None."""
     q, limits = np.asarray(goal.goal_joint_configuration), np.asarray(goal.maximum_joint_velocities)
@@ -195,6 +191,7 @@ class FrankaSimNode(LifecycleNode):
             "gripper": publish(JointState, fi.GRIPPER_JOINT_STATES_TOPIC, fi.GRIPPER_STATE_QOS),
             "camera": publish(Image, config.image_topic, CAMERA_QOS),
             "clock": publish(ClockMsg, "/clock", CLOCK_QOS),
+            "goal_image": publish(Image, "~/goal_image", GOAL_IMAGE_QOS),
         }
         accept = self._accept
 
@@ -223,7 +220,10 @@ class FrankaSimNode(LifecycleNode):
         self._target_subscription = self.create_subscription(PoseStamped, self.config.target_topic, self._take_target,
                                                       fi.COMMAND_QOS)
         self._active = True
-        return super().on_activate(state)
+        result = super().on_activate(state)
+        self._outputs["goal_image"].publish(rgb8_message(self.arm.goal_image, self._stamp(self.arm.row),
+                                                         self.config.camera_frame_id))
+        return result
 
     def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._stop_arm("the sim node was deactivated")
@@ -522,7 +522,8 @@ class FrankaSimNode(LifecycleNode):
             image = self._frozen
         elif faults.fault_camera == "stale":
             stamp -= faults.fault_camera_lag_s
-        self._outputs["camera"].publish(image_message(image, stamp, self.config.camera_frame_id))
+        self._outputs["camera"].publish(rgb8_message(image, stamp, self.config.camera_frame_id))
+
 
 def main(args: list[str] | None = None) -> int:
     """Configure, activate and spin until SIGINT or SIGTERM; exit status 1 if the parameters are refused."""

@@ -287,10 +287,11 @@ def plan_server() -> None:
     """Peer: a PlanToGoal server that walks the goals without a robot. Per goal it spends its
     `max_steps_per_goal` steps; feedback energy = the goal image's mean byte / 255 over the step
     number, the action = [goal index, step, pinned values of that goal at their dimensions]; it
-    refuses a goal without images or without one step budget per image. Stops at end of input."""
+    rejects a goal without images or without one step budget (> 0) per image. Stops at end of input."""
 
     def accept(goal) -> GoalResponse:
-        ok = goal.goal_images and len(goal.max_steps_per_goal) == len(goal.goal_images)
+        budgets = goal.max_steps_per_goal
+        ok = goal.goal_images and len(budgets) == len(goal.goal_images) and all(steps > 0 for steps in budgets)
         return GoalResponse.ACCEPT if ok else GoalResponse.REJECT
 
     def execute(handle):

@@ -29,8 +29,9 @@ from vjepa_wm_interfaces.msg import PinnedDimension
 from vjepa_wm.embodiments import Franka
 from vjepa_wm.evaluation.ros_reach import MAX_OBSERVATION_AGE_S, SIM_RATES, WATCHDOG_LIMITS
 from vjepa_wm.ros_nodes import franka_interface as fi
+from vjepa_wm.ros_nodes.image_messages import rgb8_message
 from vjepa_wm.ros_nodes.plan_goals import GoalDefaults, parse_goal
-from vjepa_wm.ros_nodes.planner_node import OUTPUT_QOS, PlannerNodeConfig, rgb8_message
+from vjepa_wm.ros_nodes.planner_node import OUTPUT_QOS, PlannerNodeConfig
 from vjepa_wm.sim.franka.config import SimConfig
 from vjepa_wm.sim.franka.env import FrankaEnv
 from vjepa_wm.sim.franka.tasks import ReachTask

@@ -30,8 +30,9 @@ from vjepa_wm.ros_nodes import franka_interface as fi
 from vjepa_wm.ros_nodes.franka_interface import RobotMode
 from vjepa_wm.ros_nodes.images import image_to_rgb
 from vjepa_wm.ros_nodes.sim_arm import SimArm, gripper_step
-from vjepa_wm.ros_nodes.sim_node import FrankaSimNode
+from vjepa_wm.ros_nodes.sim_node import GOAL_IMAGE_QOS, FrankaSimNode
 from vjepa_wm.sim.franka.config import SimConfig
+from vjepa_wm.sim.franka.env import FrankaEnv
 from vjepa_wm.sim.franka.ik import PandaIK
 
 SETTINGS = {"image_size": 48, "seed": 3, "robot_state_rate_hz": 100.0, "pose_rate_hz": 100.0,
@@ -210,6 +211,20 @@ def test_state_topics_come_with_franka_ros2s_types_qos_and_rates_and_the_sims_ow
         assert np.abs(image.astype(int) - reference.image()).mean() < 2.0
     finally:
         reference.close()
+
+
+def test_the_tasks_goal_view_is_latched_for_a_client_that_joins_later(sim):
+    """What `ros-goal --goal-topic` sends: the goal image `FrankaEnv.reset(seed)` gives in-process."""
+    got: list = []
+    sim.node.create_subscription(Image, "/franka_sim/goal_image", got.append, GOAL_IMAGE_QOS)
+    eventually(lambda: got, 10, "the latched goal image")
+    env = FrankaEnv(SimConfig(image_size=SETTINGS["image_size"], low_poly=True), task="reach")
+    try:
+        _, info = env.reset(seed=SETTINGS["seed"])
+    finally:
+        env.close()
+    np.testing.assert_array_equal(image_to_rgb(got[0]), info["goal_image"])
+    assert not np.array_equal(info["goal_image"], image_to_rgb(sim.latest("camera/image_raw")))  # not the start view
 
 
 def test_a_pose_target_moves_the_arm_there_and_one_in_another_frame_is_ignored(sim):

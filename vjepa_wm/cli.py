@@ -27,12 +27,13 @@ from vjepa_wm.commands import (
     nav_replay,
     plan,
     pretrain,
+    ros_goal,
     ros_launch,
     train_ac,
 )
 
 COMMANDS = (demo, encode, convert, bench, collect_sim, pretrain, plan, train_ac, eval_sim, collect_drive, nav_process, nav_replay,
-            ros_launch, nav_drive, export_hub)
+            ros_launch, ros_goal, nav_drive, export_hub)
 
 # FFmpeg prints its own line for a broken video ("moov atom not found") beside our one-line error;
 # it reads this once, when OpenCV first opens a video in the process, so it is set before any can be.

@@ -5,7 +5,7 @@ own as deployed.
 * **in-process step**: `FrankaEnv.observe()` + `apply(delta)` of the same sim (image size, meshes,
   task, seed), a 1 cm move out and back along x: the baseline every ROS figure is divided by.
 * **image transport**: a sim camera frame (rendered by the sim's `SimArm`, turned into a
-  `sensor_msgs/Image` by the sim node's own `image_message`) published best effort by a peer
+  `sensor_msgs/Image` by the sim node's own `rgb8_message`) published best effort by a peer
   process, until the `CameraBridge` here holds it as RGB. Timed on CLOCK_MONOTONIC, which both
   processes read (the peer writes it into the header stamp just before converting): conversion
   both ways and DDS delivery. Rendering is left out: both paths render.
@@ -144,8 +144,9 @@ def camera_peer(size: int, rate_hz: float) -> None:
     from rclpy.node import Node
     from sensor_msgs.msg import Image
 
+    from vjepa_wm.ros_nodes.image_messages import rgb8_message
     from vjepa_wm.ros_nodes.sim_arm import SimArm
-    from vjepa_wm.ros_nodes.sim_node import CAMERA_QOS, SimNodeConfig, image_message
+    from vjepa_wm.ros_nodes.sim_node import CAMERA_QOS, SimNodeConfig
     from vjepa_wm.sim.franka.config import SimConfig
 
     arm = SimArm(SimConfig(image_size=size, low_poly=SimNodeConfig().low_poly), "reach", 0)
@@ -156,7 +157,7 @@ def camera_peer(size: int, rate_hz: float) -> None:
     closed = threading.Event()
     threading.Thread(target=lambda: (sys.stdin.read(), closed.set()), daemon=True).start()
     while not closed.wait(1 / rate_hz):
-        publisher.publish(image_message(image, time.monotonic(), "camera_color_optical_frame"))
+        publisher.publish(rgb8_message(image, time.monotonic(), "camera_color_optical_frame"))
     node.destroy_node()
     rclpy.shutdown()
     arm.close()

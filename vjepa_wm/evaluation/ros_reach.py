@@ -22,7 +22,6 @@ from __future__ import annotations
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -44,68 +43,30 @@ START_TIMEOUT_S = 60.0  # for the nodes' first messages (a cold start imports to
 EXTRA_SECONDS_PER_STEP = 20.0  # a plan's time limit: this per step of its budget
 
 
-@dataclass
-class Feedback:
-    """One applied step as the client received it (the fields `save_energy_plot` reads)."""
-
-    step: int  # 0-based, as `planner.mpc.StepRecord`
-    goal_index: int
-    switched_goal: bool
-    observed_energy: float
-    planned_energy: float
-    action: list[float]
-    received: float  # monotonic seconds
-
-
-@dataclass
-class PlanOutcome:
-    result: object  # PlanToGoal.Result
-    accepted_at: float  # monotonic seconds
-    feedback: list[Feedback] = field(default_factory=list)
-    debug_frames: list[np.ndarray] = field(default_factory=list)  # view | goal per step
-
-    def step_seconds(self) -> list[float]:
-        times = [self.accepted_at] + [f.received for f in self.feedback]
-        return list(np.diff(times))
-
-
-class PlanClient:
-    """A node of this process (own rclpy context, a SingleThreadedExecutor in a thread): the
-    PlanToGoal client, the planner's `cem_seed`, the sim's ``current_pose`` and camera, the debug image."""
+class SimPlanClient:
+    """The operator's `PlanClient` (`ros_nodes.plan_client`) plus what scoring a sim episode needs:
+    the planner's `cem_seed`, the sim's ``current_pose`` and camera, the debug images of a plan."""
 
     def __init__(self, domain: int, image_topic: str = "camera/image_raw", planner: str = "vjepa_wm_planner"):
-        import rclpy
         from geometry_msgs.msg import PoseStamped
-        from rclpy.action import ActionClient
-        from rclpy.context import Context
-        from rclpy.executors import SingleThreadedExecutor
-        from rclpy.node import Node
         from rclpy.parameter_client import AsyncParameterClient
         from sensor_msgs.msg import Image
-        from vjepa_wm_interfaces.action import PlanToGoal
 
         from vjepa_wm.ros_nodes import franka_interface as fi
         from vjepa_wm.ros_nodes.camera_bridge import sensor_qos
+        from vjepa_wm.ros_nodes.plan_client import PlanClient
         from vjepa_wm.ros_nodes.planner_node import OUTPUT_QOS, PlannerNodeConfig
 
-        self.PlanToGoal = PlanToGoal
-        self.context = Context()
-        rclpy.init(args=["--ros-args", "--disable-external-lib-logs"], context=self.context, domain_id=domain)
-        self.node = Node("vjepa_wm_ros_eval", context=self.context)
+        self.client = PlanClient(domain, node_name="vjepa_wm_ros_eval")
+        node = self.client.node
         self.lock = threading.Condition()
         self.pose: np.ndarray | None = None  # the latest end-effector xyz
         self.frame = None  # the latest camera Image message
         self.debug: list = []  # debug Image messages of the running plan
-        defaults = PlannerNodeConfig()
-        self.action = ActionClient(self.node, PlanToGoal, defaults.action_name)
-        self.parameters = AsyncParameterClient(self.node, planner)
-        self.node.create_subscription(PoseStamped, fi.CURRENT_POSE_TOPIC, self._take_pose, fi.FROM_ROBOT_QOS)
-        self.node.create_subscription(Image, image_topic, lambda msg: self._keep("frame", msg), sensor_qos(2))
-        self.node.create_subscription(Image, defaults.debug_image_topic, self._take_debug, OUTPUT_QOS)
-        self.executor = SingleThreadedExecutor(context=self.context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.parameters = AsyncParameterClient(node, planner)
+        node.create_subscription(PoseStamped, fi.CURRENT_POSE_TOPIC, self._take_pose, fi.FROM_ROBOT_QOS)
+        node.create_subscription(Image, image_topic, lambda msg: self._keep("frame", msg), sensor_qos(2))
+        node.create_subscription(Image, PlannerNodeConfig().debug_image_topic, self._take_debug, OUTPUT_QOS)
 
     def _keep(self, name: str, value) -> None:
         with self.lock:
@@ -132,7 +93,7 @@ class PlanClient:
             processes.check_running()
             with self.lock:
                 ready = self.pose is not None and self.frame is not None
-            if ready and self.action.server_is_ready() and self.parameters.wait_for_services(timeout_sec=0.0):
+            if ready and self.client.action.server_is_ready() and self.parameters.wait_for_services(timeout_sec=0.0):
                 return
             time.sleep(0.1)
         raise TimeoutError(f"the sim node and the planner did not come up in {timeout_s} s (logs: {processes.log_dir})")
@@ -162,63 +123,20 @@ class PlanClient:
         if not future.done() or not all(r.successful for r in future.result().results):
             raise ValueError(f"the planner did not take the parameters {values}")
 
-    def plan(self, goals: list[Goal], max_steps: int, timeout_s: float) -> PlanOutcome:
-        """Send one goal and wait for its result; ValueError if it is rejected, TimeoutError if it takes too long."""
-        goal = goal_message(self.PlanToGoal.Goal(), goals, max_steps)
-        with self.lock:
-            self.debug = []
-        feedback: list[Feedback] = []
-
-        def take(message) -> None:
-            f = message.feedback
-            feedback.append(Feedback(f.step - 1, f.goal_index, f.switched_goal, f.observed_energy, f.planned_energy,
-                                     list(f.action), time.monotonic()))
-
-        handle = self._wait(self.action.send_goal_async(goal, feedback_callback=take), 10.0, "the goal's acceptance")
-        accepted_at = time.monotonic()
-        if not handle.accepted:
-            raise ValueError("the planner rejected the goal (is another goal running?)")
-        result = self._wait(handle.get_result_async(), timeout_s, "the plan's result").result
-        with self.lock:  # the last debug images may come after the result (another topic)
-            self.lock.wait_for(lambda: len(self.debug) >= result.steps, 5.0)
-            debug = list(self.debug)
+    def plan(self, goals: list[Goal], max_steps: int, timeout_s: float):
+        """One goal through the action (`PlanClient.plan`), with the debug image of every step."""
         from vjepa_wm.ros_nodes.images import image_to_rgb
 
-        return PlanOutcome(result, accepted_at, feedback, [image_to_rgb(msg) for msg in debug])
-
-    @staticmethod
-    def _wait(future, timeout_s: float, what: str):
-        deadline = time.monotonic() + timeout_s
-        while not future.done():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
-            time.sleep(0.01)
-        return future.result()
+        with self.lock:
+            self.debug = []
+        outcome = self.client.plan(goals, max_steps, timeout_s)
+        with self.lock:  # the last debug images may come after the result (another topic)
+            self.lock.wait_for(lambda: len(self.debug) >= outcome.result.steps, 5.0)
+            outcome.debug_frames = [image_to_rgb(msg) for msg in self.debug]
+        return outcome
 
     def close(self) -> None:
-        import rclpy
-
-        self.executor.shutdown()
-        self.thread.join(timeout=10)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.context)
-
-
-def goal_message(message, goals: list[Goal], max_steps: int):
-    """`goals` (images with their settings, as `evaluation.sim.episode_goals` gives them) into the
-    `PlanToGoal.Goal` `message`; an unset setting goes as 0, the node's default (the same defaults as
-    in-process: no per-goal budget, no switch energy)."""
-    from vjepa_wm_interfaces.msg import PinnedDimension
-
-    from vjepa_wm.ros_nodes.planner_node import rgb8_message
-
-    message.goal_images = [rgb8_message(goal.image, 0.0, "goal") for goal in goals]
-    message.max_steps_per_goal = [goal.max_steps or 0 for goal in goals]
-    message.switch_energy = [float(goal.switch_energy or 0.0) for goal in goals]
-    message.pinned = [PinnedDimension(goal_index=index, dimension=dim, value=value)
-                      for index, goal in enumerate(goals) for dim, value in (goal.pinned or {}).items()]
-    message.max_steps = max_steps
-    return message
+        self.client.close()
 
 
 class _MeasuredArm:
@@ -253,7 +171,7 @@ def check_reach(config: SimEvalConfig) -> None:
                          "its success is read from the arm's pose over ROS; the object tasks need the objects' poses")
 
 
-def run_episode(client: PlanClient, processes: NodeProcesses, env, config: SimEvalConfig, seed: int,
+def run_episode(client: SimPlanClient, processes: NodeProcesses, env, config: SimEvalConfig, seed: int,
                 video: Path | None, plot: Path | None) -> tuple[EpisodeResult, list[float]]:
     """One seeded episode through ROS: its result and its step times (s)."""
     _, info = env.reset(seed=seed)
@@ -299,7 +217,7 @@ def evaluate_ros(config: SimEvalConfig, progress: bool = True, domain: int | Non
     with tempfile.TemporaryDirectory(prefix="vjepa_wm_ros_") as scratch, \
             NodeProcesses(default_domain() if domain is None else domain,
                           out / "ros_logs" if out else Path(scratch)) as processes:
-        client = PlanClient(processes.domain)
+        client = SimPlanClient(processes.domain)
         try:
             start_nodes(processes, config)
             bar = tqdm(range(config.episodes), desc=f"eval {config.task} (ROS 2)", unit="episode", disable=not progress)
