@@ -208,9 +208,10 @@ def test_the_planner_sees_its_context_as_nav_replay_does():
     assert torch.allclose(states[-1], torch.zeros(3), atol=1e-6)
 
 
-def test_bad_input_is_one_line(tmp_path, capsys):
+def test_bad_input_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr("vjepa_wm.sim_model.BUNDLED_NAV_MODEL", tmp_path / "not_installed")
     assert main(["nav-drive", "--episodes", "1"]) == 2
-    assert "--model is required" in capsys.readouterr().err
+    assert "--model is required (this install has no bundled navigation model)" in capsys.readouterr().err
     assert main(["nav-drive", "--model", str(tmp_path / "none")]) == 2
     assert "not a world model directory" in capsys.readouterr().err
     with pytest.raises(ValueError, match="episode.speed"):

@@ -1,9 +1,11 @@
-"""The bundled simulation world model (encoder + AC predictor trained by the documented pipeline)."""
+"""The bundled world models (encoder + AC predictor, each trained by its documented pipeline): the
+Franka sim model and the sim car's navigation model."""
 from __future__ import annotations
 
 from pathlib import Path
 
 BUNDLED_SIM_MODEL = Path(__file__).resolve().parent / "assets" / "sim_model"
+BUNDLED_NAV_MODEL = Path(__file__).resolve().parent / "assets" / "nav_model"
 
 
 def load_sim_model(path: str | Path | None = None):

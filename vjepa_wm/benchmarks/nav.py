@@ -4,7 +4,7 @@
 and the goal frame, run the 3 earlier context steps once into the predictor's KV cache, then CEM
 at NWM's published budget: 120 candidates, top 5, 1 iteration, horizon 8, every candidate rolled
 out through the block-causal predictor in one batched pass per step. The model is --model, else
-the lead's nav model (runs/train_ac/nav_sim/world_model) if it exists, else random weights of the
+the bundled sim car model (`vjepa_wm/assets/nav_model`) if installed, else random weights of the
 `nav_sim` configs' sizes. Timed whole (median of --repeats, after a warm-up).
 
 **NWM** (facebookresearch/nwm `planning_eval.py`, `models.py`, `config/nwm_cdit_xl.yaml`, read for
@@ -62,7 +62,6 @@ from vjepa_wm.benchmarks.common import device_name, matmul_rate, synchronize
 
 COLUMNS = ["method", "device", "model", "samples", "horizon", "forward_batch", "forwards_per_plan", "seconds_per_forward",
            "seconds_per_plan", "tflop_per_plan", "tflops", "matmul_fraction", "times_ours"]
-LEAD_MODEL = Path("runs/train_ac/nav_sim/world_model")  # where the lead's nav_sim training writes its model
 FREQUENCIES = 256  # sinusoid features of NWM's scalar embedders
 
 
@@ -271,15 +270,17 @@ def nav_sim_model(device: torch.device):
 
 
 def our_model(model_dir: str | None, device: torch.device):
-    """(model, what it is): --model, the lead's nav model if trained, else random nav_sim-sized weights."""
+    """(model, what it is): --model, the bundled sim car model if installed, else random nav_sim-sized weights."""
     from vjepa_wm.world_model.checkpoints import load_world_model
 
     if model_dir:
         if not Path(model_dir).is_dir():
             raise ValueError(f"--model {model_dir}: not a world model directory")
         return load_world_model(model_dir).eval().to(device), str(model_dir)
-    if (LEAD_MODEL / "config.json").is_file():
-        return load_world_model(LEAD_MODEL).eval().to(device), str(LEAD_MODEL)
+    from vjepa_wm.sim_model import BUNDLED_NAV_MODEL
+
+    if (BUNDLED_NAV_MODEL / "config.json").is_file():
+        return load_world_model(BUNDLED_NAV_MODEL).eval().to(device), "bundled nav_model"
     return nav_sim_model(device), "nav_sim size, random weights"
 
 

@@ -20,12 +20,12 @@ COLUMNS = ["method", "episodes", "success_rate", "final_distance_wu", "final_dis
 
 def run(config: NavDriveConfig) -> int:
     from vjepa_wm.benchmarks.common import print_table, write_json
-    from vjepa_wm.evaluation.nav import load_car_model
+    from vjepa_wm.evaluation.nav import car_model_source, load_car_model
     from vjepa_wm.evaluation.nav_drive import evaluate
     from vjepa_wm.provenance import provenance
 
     model = load_car_model(config.model, config.device)
-    origin = provenance("nav-drive", config, config.model)  # the weights just loaded
+    origin = provenance("nav-drive", config, car_model_source(config.model))  # the weights just loaded
     report = evaluate(model, config)
     print_table(report["table"], COLUMNS)
     if config.video:

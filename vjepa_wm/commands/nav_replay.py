@@ -18,12 +18,12 @@ COLUMNS = ["method", "plans", "ate_wu", "ate_m", "rpe_trans_wu", "rpe_trans_m", 
 
 def run(config: NavReplayConfig) -> int:
     from vjepa_wm.benchmarks.common import print_table, write_json
-    from vjepa_wm.evaluation.nav import entries, evaluate, load_car_model
+    from vjepa_wm.evaluation.nav import car_model_source, entries, evaluate, load_car_model
     from vjepa_wm.provenance import provenance
 
     entries(config)  # flags and index checked before the model is loaded
     model = load_car_model(config.model, config.device)
-    origin = provenance("nav-replay", config, config.model)  # the weights just loaded
+    origin = provenance("nav-replay", config, car_model_source(config.model))  # the weights just loaded
     report = evaluate(model, config)
     print_table(report["table"], COLUMNS)
     if "replay" in report:

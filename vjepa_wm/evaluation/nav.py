@@ -51,7 +51,7 @@ class NavReplayConfig:
 
     data: str = ""  # NWM-format dataset folder (one folder per trajectory)
     index: str = ""  # eval index pickle, e.g. DATA/splits/test/navigation_eval.pkl
-    model: str = ""  # car world model directory (our format) or its hub id
+    model: str = ""  # car world model directory (our format) or its hub id ("": the bundled sim car model)
     mode: PlanMode = "nwm"  # nwm: straight lines plus a final yaw (published); free: one action per step
     context: int = 4  # context frames (NWM: 4)
     limit: int | None = None  # score only the first N index entries (null: all)
@@ -188,17 +188,27 @@ def check_model(model) -> None:
         raise ValueError(f"--model: the world model was trained for a {getattr(embodiment, 'name', 'unknown')} robot, not a car")
 
 
-def load_car_model(name: str, device: str):
-    """The car world model `--model` names (a directory or a hub id's cached snapshot), in eval mode on
-    `device`; one-line errors for anything else."""
-    from vjepa_wm.world_model.checkpoints import load_world_model, resolve_checkpoint
+def car_model_source(name: str) -> Path:
+    """Where the car world model `--model` names is: a directory, a hub id's cached snapshot, or
+    ("") the bundled sim car model; one-line errors for anything else."""
+    from vjepa_wm.sim_model import BUNDLED_NAV_MODEL
+    from vjepa_wm.world_model.checkpoints import resolve_checkpoint
 
     if not name:
-        raise ValueError("--model is required")
+        if not (BUNDLED_NAV_MODEL / "config.json").is_file():
+            raise ValueError("--model is required (this install has no bundled navigation model)")
+        return BUNDLED_NAV_MODEL
     source = resolve_checkpoint(name).path
     if not source.is_dir():
         raise ValueError(f"--model {name}: not a world model directory")
-    model = load_world_model(source).eval().to(device)
+    return source
+
+
+def load_car_model(name: str, device: str):
+    """The car world model `--model` names (`car_model_source`), in eval mode on `device`."""
+    from vjepa_wm.world_model.checkpoints import load_world_model
+
+    model = load_world_model(car_model_source(name)).eval().to(device)
     check_model(model)
     return model
 

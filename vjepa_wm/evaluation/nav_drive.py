@@ -70,7 +70,7 @@ ORACLE_STEP = 2.0  # waypoint units per step the oracle asks for at most (1.44 m
 class NavDriveConfig:
     """Closed-loop navigation in the sim car: start pose -> goal image, success within 1 waypoint."""
 
-    model: str = ""  # car world model directory (our format) or its hub id
+    model: str = ""  # car world model directory (our format) or its hub id ("": the bundled sim car model)
     episodes: int = 20  # seeded episodes, seeds seed .. seed+episodes-1
     seed: int = 0  # first episode's seed
     mode: PlanMode = "nwm"  # nwm: straight lines plus a final yaw (published); free: one action per step
