@@ -28,13 +28,16 @@ def tiny_model():
 FRANKA = Franka()
 
 
-def test_batched_scores_equal_one_candidate_at_a_time():
-    model = tiny_model()
-    rng = np.random.default_rng(0)
+def random_score(model, seed: int):
+    """The CEM objective from a random view toward a random goal image, at a mid-workspace state."""
+    rng = np.random.default_rng(seed)
     z = model.encode_images(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
     goal = model.encode_images(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
-    state = torch.tensor([[0.5, 0.0, 0.3, 3.1, 0.0, 0.0, 0.5]])
-    score = rollout_energy(model, z, state, goal)
+    return rollout_energy(model, z, torch.tensor([[0.5, 0.0, 0.3, 3.1, 0.0, 0.0, 0.5]]), goal)
+
+
+def test_batched_scores_equal_one_candidate_at_a_time():
+    score = random_score(tiny_model(), 0)
     actions = 0.05 * torch.randn(6, 3, 7)
     with torch.no_grad():
         batched = score(actions)
@@ -46,14 +49,10 @@ def test_batched_scores_equal_one_candidate_at_a_time():
 
 def test_warm_up_searches_once_and_leaves_the_next_plan_as_it_would_have_been():
     model = tiny_model()
-    rng = np.random.default_rng(1)
-    z = model.encode_images(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
-    goal = model.encode_images(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8))
-    state = torch.tensor([[0.5, 0.0, 0.3, 3.1, 0.0, 0.0, 0.5]])
     config = CEMConfig(samples=16, iterations=2, elites=4, horizon=2, seed=3)
-    cold = CEM(config, FRANKA).search(rollout_energy(model, z, state, goal))
+    cold = CEM(config, FRANKA).search(random_score(model, 1))
     assert warm_up(model, CEM(config, FRANKA)) > 0
-    warm = CEM(config, FRANKA).search(rollout_energy(model, z, state, goal))
+    warm = CEM(config, FRANKA).search(random_score(model, 1))
     torch.testing.assert_close(warm.actions, cold.actions, rtol=0, atol=0)
     assert warm.energy == cold.energy
 
