@@ -44,8 +44,9 @@ called from another thread than the one spinning (never from a callback).
   the arm got. So one MPC step is one settled motion; a `PTPMotion` goal still running when the
   wait ends is canceled (no motion outlives its step).
   It **refuses** (a one-line ValueError, nothing sent) a malformed delta, and while the watchdog
-  says hold, or no hold message arrived within `hold_timeout_s` (the watchdog is gone, or not yet
-  there), or no robot state has come yet, or ``robot_mode`` is REFLEX or USER_STOPPED or
+  says hold, or no hold message arrived within `hold_timeout_s` (the watchdog is gone; the first
+  one is waited for up to `first_data_timeout_s`, as discovery of a watchdog process takes a
+  moment), or no robot state has come yet, or ``robot_mode`` is REFLEX or USER_STOPPED or
   ``current_errors`` holds a flag; on path (b) also when there is no `PTPMotion` server, no
   measured joints, a model that disagrees with the measured pose, or the IK finds no joints
   (unreachable, outside the joint limits less `LIMIT_MARGIN_RAD`, not converged).
@@ -120,7 +121,7 @@ class FrankaBridgeConfig:
     gripper_speed_mps: float = fi.GRIPPER_DEFAULT_SPEED_MPS  # Move and Grasp speed
     grasp_force_n: float = 20.0  # Grasp force
     frame_timeout_s: float = 0.2  # observe waits this long for a camera frame newer than the last apply
-    first_data_timeout_s: float = 5.0  # observe waits this long for the first state, gripper reading and frame
+    first_data_timeout_s: float = 5.0  # observe: for the first state, gripper, frame; apply: the first hold word
     tcp_offset_m: float = HAND_TCP_M  # path (b): flange -> end effector along the flange's z (the measured EE)
     ptp_max_joint_velocity_rad_s: float = 1.0  # path (b): PTPMotion's maximum_joint_velocities, every joint
     ptp_goal_tolerance_rad: float = 0.002  # path (b): PTPMotion's goal_tolerance
@@ -164,7 +165,8 @@ PARAMETERS = {
     "grasp_force_n": Spec("Grasp force (read at configure)", low=0.0, high=140.0),
     "frame_timeout_s": Spec("observe waits this long for a frame newer than the last apply (read at configure)",
                             low=0.0, high=5.0),
-    "first_data_timeout_s": Spec("observe waits this long for the first state and frame (read at configure)",
+    "first_data_timeout_s": Spec("observe / apply wait this long for the first state and frame / hold word "
+                                 "(read at configure)",
                                  low=0.0, high=60.0),
     "tcp_offset_m": Spec("path b: flange -> end effector along the flange z; Franka Hand 0.1034 (read at configure)",
                          low=0.0, high=0.5),
@@ -555,6 +557,8 @@ class FrankaBridge:
         if delta.shape != (STATE_DIM,) or not np.all(np.isfinite(delta)):
             raise ValueError(f"apply needs {STATE_DIM} finite numbers, got shape {delta.shape}")
         node, config = self.node, self.config
+        with node.changed:  # a planner started just now may not have heard the watchdog yet (DDS discovery)
+            node.changed.wait_for(lambda: node.hold_received_s is not None, config.first_data_timeout_s)
         why = node.hold_reason() or node.robot_reason()
         if why is not None:
             raise ValueError(f"apply refused, nothing sent: {why}")
