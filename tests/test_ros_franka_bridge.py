@@ -95,7 +95,7 @@ def test_apply_of_a_3_cm_x_step_moves_the_arm_3_cm_and_waits_for_it(rig):
     moved = rig.measured()[:3] - start[:3]  # at once: apply returned when the arm got there
     assert moved[0] == pytest.approx(0.03, abs=STEP_TOLERANCE_M) and np.abs(moved[1:]).max() < STEP_TOLERANCE_M, moved
     assert rig.node.targets_sent == sent + 1
-    target = eventually(lambda: rig.targets and rig.targets[-1], 2, "the target at the probe")
+    target = eventually(lambda: rig.targets and rig.targets[-1], 5, "the target at the probe")
     assert target.header.frame_id == "fr3_link0" and fi.to_seconds(target.header.stamp) > 0
     assert fi.pose_to_state(target.pose, 0.0)[0] == pytest.approx(start[0] + 0.03, abs=1e-6)
     with pytest.raises(ValueError, match="7 finite numbers"):
@@ -129,8 +129,8 @@ def test_apply_refuses_and_nothing_moves_while_the_watchdog_says_hold(rig):
     rig.go()
     sent = rig.node.targets_sent
     rig.word = True
-    eventually(lambda: rig.node.hold_reason() == "the watchdog says hold", 2, "the hold heard")
-    eventually(lambda: rig.node.targets_sent == sent + 1, 2, "the bridge's hold target (the measured pose, once)")
+    eventually(lambda: rig.node.hold_reason() == "the watchdog says hold", 5, "the hold heard")
+    eventually(lambda: rig.node.targets_sent == sent + 1, 5, "the bridge's hold target (the measured pose, once)")
     width = rig.node.width
     refused_without_motion(rig, "refused, nothing sent: the watchdog says hold")
     assert rig.node.width == pytest.approx(width, abs=1e-3)  # the gripper part was not sent either
@@ -143,7 +143,7 @@ def test_apply_refuses_when_no_hold_message_came_for_a_quarter_second(rig):
     rig.word = None  # the watchdog is gone
     time.sleep(0.3)
     assert "no watchdog hold message for" in rig.node.hold_reason()
-    eventually(lambda: rig.node.targets_sent == sent + 1, 2, "the bridge's hold target on the silence")
+    eventually(lambda: rig.node.targets_sent == sent + 1, 5, "the bridge's hold target on the silence")
     refused_without_motion(rig, "no watchdog hold message for")
     rig.go()
 
@@ -157,7 +157,7 @@ def test_hold_publishes_the_measured_pose_once_and_the_arm_keeps_it(rig):
     sent, received = rig.node.targets_sent, rig.target_count()  # the far target has arrived: the arm moves
     rig.bridge.hold()
     assert rig.node.targets_sent == sent + 1
-    eventually(lambda: rig.target_count() == received + 1, 2, "the hold target")
+    eventually(lambda: rig.target_count() == received + 1, 5, "the hold target")
     held = fi.pose_to_state(rig.targets[-1].pose, 0.0)[:6]
     time.sleep(0.6)
     after = rig.measured()

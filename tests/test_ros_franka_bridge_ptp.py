@@ -91,7 +91,7 @@ def test_path_b_moves_the_arm_by_the_commanded_delta_through_one_ptp_goal(rig):
         # The goal joints are the model's answer for that pose, inside the FR3's limits.
         assert kinematics.within_limits(outcome.joints)
         assert pose_error(kinematics.pose(outcome.joints), target)[0] < 1e-4
-        record = eventually(lambda: rig.targets and rig.targets[-1], 2, "the record of the goal's pose")
+        record = eventually(lambda: rig.targets and rig.targets[-1], 5, "the record of the goal's pose")
         assert pose_error(fi.pose_to_state(record.pose, 0.0)[:6], target)[0] < 1e-6
 
 
@@ -114,8 +114,8 @@ def test_a_hold_refuses_and_a_hold_during_a_motion_cancels_its_goal(rig):
     rig.go()
     sent = rig.node.targets_sent
     rig.word = True
-    eventually(lambda: rig.node.hold_reason() == "the watchdog says hold", 2, "the hold heard")
-    eventually(lambda: rig.node.targets_sent == sent + 1, 2, "the bridge's hold (the measured pose, once)")
+    eventually(lambda: rig.node.hold_reason() == "the watchdog says hold", 5, "the hold heard")
+    eventually(lambda: rig.node.targets_sent == sent + 1, 5, "the bridge's hold (the measured pose, once)")
     refused_without_a_goal(rig, [0.03, 0, 0, 0, 0, 0, 0], "refused, nothing sent: the watchdog says hold")
     rig.go()
     start = rig.measured()

@@ -174,7 +174,7 @@ def test_a_reach_through_ros_alone_meets_the_sims_success_rule(rig):
     right = np.frombuffer(bytes(debug.data), np.uint8).reshape(SIZE, 2 * SIZE, 3)[:, SIZE:]
     np.testing.assert_array_equal(right, goal_image)  # view | goal
     assert client.energies[-1] == pytest.approx([steps[-1].observed_energy, steps[-1].planned_energy], rel=1e-6)
-    assert client.beats[-1][1] == "" or eventually(lambda: client.beats[-1][1] == "", 2, "the idle heartbeat")
+    assert client.beats[-1][1] == "" or eventually(lambda: client.beats[-1][1] == "", 5, "the idle heartbeat")
 
 
 def test_goal_settings_left_at_0_take_the_nodes_defaults():
@@ -258,7 +258,7 @@ def test_a_second_goal_is_rejected_while_one_runs_and_cancel_holds(rig):
     still = client.position()
     time.sleep(1.0)
     assert np.linalg.norm(client.position() - still) < 2e-3  # the arm holds
-    eventually(lambda: client.beats[-1][1] == "", 2, "the idle heartbeat")
+    eventually(lambda: client.beats[-1][1] == "", 5, "the idle heartbeat")
 
 
 def test_c_killing_the_planner_mid_plan_leaves_the_arm_held_by_the_watchdog(rig):

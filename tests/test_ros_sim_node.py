@@ -38,6 +38,7 @@ from vjepa_wm.sim.franka.ik import PandaIK
 SETTINGS = {"image_size": 48, "seed": 3, "robot_state_rate_hz": 100.0, "pose_rate_hz": 100.0,
             "gripper_rate_hz": 15.0, "camera_rate_hz": 15.0}
 SUCCEEDED, ABORTED = 4, 6  # action_msgs/GoalStatus
+RATE_WINDOW_S = 2.0  # rates are counted over this long (a longer window averages out a loaded machine's pauses)
 
 
 class Probe:
@@ -185,11 +186,12 @@ def test_state_topics_come_with_franka_ros2s_types_qos_and_rates_and_the_sims_ow
         assert actions.get(f"/{name}") == [f"franka_msgs/action/{kind}"], name
 
     since = time.monotonic()
-    time.sleep(1.0)
+    time.sleep(RATE_WINDOW_S)
     for name in (fi.ROBOT_STATE_TOPIC, fi.CURRENT_POSE_TOPIC, fi.GRIPPER_JOINT_STATES_TOPIC, "camera/image_raw"):
         rate = {"camera/image_raw": SETTINGS["camera_rate_hz"],
                 fi.GRIPPER_JOINT_STATES_TOPIC: SETTINGS["gripper_rate_hz"]}.get(name, SETTINGS["pose_rate_hz"])
-        assert 0.5 * rate <= sim.count_since(name, since) <= 1.3 * rate, (name, sim.count_since(name, since))
+        count = sim.count_since(name, since)
+        assert 0.5 * rate * RATE_WINDOW_S <= count <= 1.3 * rate * RATE_WINDOW_S, (name, count)
 
     robot_state, pose = sim.fresh(fi.ROBOT_STATE_TOPIC), sim.latest(fi.CURRENT_POSE_TOPIC)
     assert robot_state.header.frame_id == pose.header.frame_id == "fr3_link0"
