@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from helpers import perturb_norms, relative_error
 from vjepa_wm.embodiments import Franka
 from vjepa_wm.planner.energy import energy
-from vjepa_wm.world_model.ac_predictor import ACPredictor, ACPredictorConfig, KVCache, block_causal_mask
+from vjepa_wm.world_model.ac_predictor import ACPredictor, ACPredictorConfig, ConditioningNorm, KVCache, block_causal_mask
 from vjepa_wm.world_model.ac_training.loss import ac_loss
 from vjepa_wm.world_model.checkpoints import CheckpointError, load_world_model, save_world_model
 from vjepa_wm.world_model.vit import VisionTransformer, encoder_config
@@ -67,6 +67,36 @@ def test_changing_a_later_action_never_changes_an_earlier_prediction():
         before, after = model(z, a, s), model(z2, a2, s2)
     assert torch.allclose(before[:, :8], after[:, :8], atol=1e-6)  # steps 0, 1 unchanged
     assert not torch.allclose(before[:, 8:12], after[:, 8:12], atol=1e-3)  # step 2 sees its action
+
+
+def test_conditioning_norm_standardises_inputs_and_keeps_the_published_keys(tmp_path):
+    torch.manual_seed(3)
+    actions, states = torch.randn(50, 4, 7) * 0.1 + 1.0, torch.randn(50, 4, 7) * 5.0
+    norm = ConditioningNorm.from_samples(actions, states)
+    assert torch.allclose(torch.tensor(norm.state_std, dtype=torch.float64), states.reshape(-1, 7).std(0).double(), rtol=1e-6)
+    plain = tiny_predictor()
+    normed = ACPredictor(ACPredictorConfig(**{**plain.config.to_dict(), "conditioning_norm": norm})).eval()
+    assert normed.state_dict().keys() == plain.state_dict().keys()  # nothing new in a checkpoint's weights
+    normed.load_state_dict(plain.state_dict())
+    z, a, s = torch.randn(2, 4 * 4, EMBED), actions[:2], states[:2]
+    a_std = (a - torch.tensor(norm.action_mean).float()) / torch.tensor(norm.action_std).float()
+    s_std = (s - torch.tensor(norm.state_mean).float()) / torch.tensor(norm.state_std).float()
+    with torch.no_grad():
+        assert relative_error(normed(z, a, s), plain(z, a_std, s_std)) <= 1e-6
+        assert relative_error(normed(z, a, s), plain(z, a, s)) > 1e-2
+    model = WorldModel(VisionTransformer(encoder_config("micro", "2.1", depth=2, embed_dim=EMBED)), normed, 32, Franka())
+    save_world_model(model, tmp_path / "wm")
+    loaded = load_world_model(tmp_path / "wm").predictor
+    assert loaded.config.conditioning_norm == norm
+    with torch.no_grad():
+        assert torch.equal(loaded(z, a, s), normed(z, a, s))
+
+
+@pytest.mark.parametrize("field,values", [("action_std", [1.0] * 6 + [0.0]), ("state_mean", [1.0] * 6), ("action_mean", [float("nan")] * 7)])
+def test_conditioning_norm_refuses_bad_statistics(field, values):
+    good = {"action_mean": [0.0] * 7, "action_std": [1.0] * 7, "state_mean": [0.0] * 7, "state_std": [1.0] * 7}
+    with pytest.raises(ValueError, match=f"conditioning_norm.{field}"):
+        ConditioningNorm(**{**good, field: values})
 
 
 def test_kv_cache_steps_equal_full_recomputation():

@@ -93,18 +93,25 @@ def test_tiny_world_model_trains_end_to_end_and_the_loss_falls(blob_data, tmp_pa
     assert trained_loss < 0.7 * initial_loss
 
 
-def test_resume_continues_bit_identically(blob_data, tmp_path):
-    assert main(train_args(blob_data, tmp_path / "straight", 20)) == 0
-    assert main(train_args(blob_data, tmp_path / "cut", 20)) == 0
+@pytest.mark.parametrize("extra", [[], ["--model.normalize_conditioning=true"]], ids=["raw", "normalized"])
+def test_resume_continues_bit_identically(blob_data, tmp_path, extra):
+    assert main(train_args(blob_data, tmp_path / "straight", 20, extra)) == 0
+    assert main(train_args(blob_data, tmp_path / "cut", 20, extra)) == 0
     # cut the second run back to its step-10 checkpoint, then resume to 20
     checkpoints = tmp_path / "cut" / "checkpoints"
     (checkpoints / "step_00000020.pt").unlink()
     (checkpoints / "latest.txt").write_text("step_00000010.pt\n")
     shutil.rmtree(tmp_path / "cut" / "world_model")
-    assert main(train_args(blob_data, tmp_path / "cut", 20)) == 0
+    assert main(train_args(blob_data, tmp_path / "cut", 20, extra)) == 0
     straight, resumed = predictor_weights(tmp_path / "straight"), predictor_weights(tmp_path / "cut")
     for name in straight:
         assert torch.equal(straight[name], resumed[name]), name
+    norms = [load_world_model(tmp_path / run / "world_model").predictor.config.conditioning_norm for run in ("straight", "cut")]
+    assert norms[0] == norms[1]
+    if extra:  # measured on the blob episodes (a spread never below the floor)
+        assert norms[0] is not None and min(norms[0].state_std) >= 1e-3 and max(norms[0].state_std) > 1e-2
+    else:
+        assert norms[0] is None
 
 
 def test_latent_cache_trains_and_refuses_another_encoder(blob_data, tmp_path):

@@ -4,7 +4,8 @@ Per time step t the sequence holds ``[a_t, s_t, patch_1 .. patch_N of frame t]``
 each go through their own Linear into the predictor width. A token attends to every token of its
 own step and of all earlier steps (block-causal). Patch tokens get 3D RoPE on (t, row, col);
 action and state tokens get only the temporal chunk rotated (by t), their other channels pass
-through. Output at step t is the prediction of frame t+1, returned raw (the caller layer-norms,
+through. Optionally (`ConditioningNorm`, not in the published model) actions and states are
+standardised before their Linear. Output at step t is the prediction of frame t+1, returned raw (the caller layer-norms,
 as the published training and planning code do).
 
 The parameter names match the official checkpoint (``predictor_embed``, ``action_encoder``,
@@ -38,6 +39,38 @@ AC_SIZES: dict[str, tuple[int, int, int, int]] = {
 }
 
 
+@dataclass(frozen=True)
+class ConditioningNorm:
+    """Per-dimension mean and std of the actions and states a predictor was trained on; they are
+    standardised before their Linear. Why: the weights start at std 0.02 with zero bias, so the
+    first LayerNorm sees an action token that is a fixed direction scaled by the action, and keeps
+    only the ratios of its components: a car's dx (about 1.2 waypoints a step) drowns its dy and
+    dyaw (a few hundredths), and a state in metres keeps little more than the sign of x. The
+    published Franka model uses raw values (no norm)."""
+
+    action_mean: tuple[float, ...]
+    action_std: tuple[float, ...]
+    state_mean: tuple[float, ...]
+    state_std: tuple[float, ...]
+
+    def __post_init__(self):
+        width = len(self.action_mean)
+        for name in ("action_mean", "action_std", "state_mean", "state_std"):
+            values = tuple(float(v) for v in getattr(self, name))
+            if len(values) != width or not all(abs(v) < float("inf") for v in values):
+                raise ValueError(f"conditioning_norm.{name} must be {width} finite numbers, got {list(values)}")
+            if name.endswith("_std") and not all(v > 0 for v in values):
+                raise ValueError(f"conditioning_norm.{name} must be positive, got {list(values)}")
+            object.__setattr__(self, name, values)
+
+    @classmethod
+    def from_samples(cls, actions: torch.Tensor, states: torch.Tensor, floor: float = 1e-3) -> "ConditioningNorm":
+        """From ``[..., A]`` samples; a spread below `floor` (a dimension that never moves) counts as `floor`."""
+        a, s = actions.reshape(-1, actions.shape[-1]).double(), states.reshape(-1, states.shape[-1]).double()
+        return cls(tuple(a.mean(0).tolist()), tuple(a.std(0).clamp_min(floor).tolist()),
+                   tuple(s.mean(0).tolist()), tuple(s.std(0).clamp_min(floor).tolist()))
+
+
 @dataclass
 class ACPredictorConfig:
     embed_dim: int = 1408  # encoder width (ViT-g)
@@ -51,9 +84,15 @@ class ACPredictorConfig:
     qkv_bias: bool = True
     drop_path_rate: float = 0.0
     activation_checkpointing: bool = False
+    conditioning_norm: ConditioningNorm | None = None  # standardise actions and states first (None: raw, as published)
 
     def __post_init__(self):
         self.grid = tuple(self.grid)
+        if isinstance(self.conditioning_norm, dict):
+            self.conditioning_norm = ConditioningNorm(**self.conditioning_norm)
+        if self.conditioning_norm is not None and len(self.conditioning_norm.action_mean) != self.action_dim:
+            raise ValueError(f"conditioning_norm has {len(self.conditioning_norm.action_mean)} dimensions, "
+                             f"the predictor's actions {self.action_dim}")
         check_model_config(self, ("embed_dim", "predictor_dim", "depth", "num_heads", "mlp_hidden", "action_dim"))
         if len(self.grid) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in self.grid):
             raise ValueError(f"grid must be two positive integers (patch rows, cols), got {list(self.grid)}")
@@ -122,6 +161,17 @@ class ACPredictor(nn.Module):
         init_vit_weights(self)
         rescale_residual_branches(self.predictor_blocks)
         self._rope_tables: dict[tuple, RopeTables] = {}
+        self.set_conditioning_norm(c.conditioning_norm)
+
+    def set_conditioning_norm(self, norm: ConditioningNorm | None) -> None:
+        """Standardise actions and states with `norm` from now on (None: raw). Kept in the config (so
+        checkpoints record it) and as non-persistent buffers (so the state dict keeps the published keys)."""
+        self.config.conditioning_norm = norm
+        shift = torch.zeros(2, self.config.action_dim) if norm is None else torch.tensor([norm.action_mean, norm.state_mean])
+        scale = torch.ones(2, self.config.action_dim) if norm is None else torch.tensor([norm.action_std, norm.state_std])
+        device = self.action_encoder.weight.device
+        self.register_buffer("conditioning_shift", shift.to(device), persistent=False)
+        self.register_buffer("conditioning_scale", scale.to(device), persistent=False)
 
     # ------------------------------------------------------------------ positions
 
@@ -182,6 +232,9 @@ class ACPredictor(nn.Module):
             if value.shape != (batch, steps, c.action_dim):
                 raise ValueError(f"{name} must be [B={batch}, T={steps}, {c.action_dim}], got {tuple(value.shape)}")
         x = self.predictor_embed(z).view(latent_batch, steps, c.tokens_per_frame, -1).expand(batch, -1, -1, -1)
+        if c.conditioning_norm is not None:
+            actions = (actions - self.conditioning_shift[0]) / self.conditioning_scale[0]
+            states = (states - self.conditioning_shift[1]) / self.conditioning_scale[1]
         a = self.action_encoder(actions.to(x.dtype)).unsqueeze(2)
         s = self.state_encoder(states.to(x.dtype)).unsqueeze(2)
         return torch.cat([a, s, x], dim=2).flatten(1, 2)

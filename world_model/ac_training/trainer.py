@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -29,7 +29,7 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from vjepa_wm.embodiments import get_embodiment
-from vjepa_wm.world_model.ac_predictor import ACPredictor, ac_predictor_config
+from vjepa_wm.world_model.ac_predictor import ACPredictor, ConditioningNorm, ac_predictor_config
 from vjepa_wm.world_model.ac_training.config import ACTrainConfig
 from vjepa_wm.world_model.ac_training.latent_cache import encoder_fingerprint
 from vjepa_wm.world_model.ac_training.loss import ac_loss
@@ -104,6 +104,22 @@ def build_world_model(config: ACTrainConfig) -> WorldModel:
     return model
 
 
+NORM_BATCHES = 32  # training batches the conditioning norm is measured on
+
+
+def conditioning_norm_of(source: BatchSource) -> ConditioningNorm:
+    """Mean and std of the actions and states of the first `NORM_BATCHES` batches of epoch 0."""
+    actions, states = [], []
+    for index, batch in enumerate(source.make(0)):
+        if index >= NORM_BATCHES:
+            break
+        actions.append(batch["actions"].float())
+        states.append(batch["states"].float())
+    if not actions:
+        raise ValueError("the training data yields no batches to measure the conditioning norm on")
+    return ConditioningNorm.from_samples(torch.cat(actions), torch.cat(states))
+
+
 def make_optimizer(predictor: torch.nn.Module, config: ACTrainConfig) -> torch.optim.AdamW:
     """AdamW; weight decay off for biases and other 1-D parameters (norms)."""
     decay, no_decay = [], []
@@ -176,15 +192,22 @@ def _train(config: ACTrainConfig, sources: Sources, data: dict, context: DistCon
         train, val = sources(model, encoder)
     model.train()
     predictor = model.predictor
+    resume_from = latest_checkpoint(checkpoints, folder) if run.resume else None
+    if config.model.normalize_conditioning and not config.model.init and resume_from is None:
+        with torch.random.fork_rng(devices=[]):
+            norm = conditioning_norm_of(train)
+        predictor.set_conditioning_norm(gather_objects(norm, context)[0])  # rank 0's, so every rank trains one model
+        log.info("conditioning norm from the training data: %s", predictor.config.conditioning_norm)
     optimizer = make_optimizer(predictor, config)
     o = config.optim
     schedule = WarmupConstantCooldown(lr=o.lr, total_steps=run.steps, warmup_steps=o.warmup_steps, start_lr=o.start_lr,
                                       cooldown_steps=o.decay_steps, final_lr=o.final_lr)
     step, epoch, consumed = 0, 0, 0
-    resume_from = latest_checkpoint(checkpoints, folder) if run.resume else None
     if resume_from is not None:
         state = load_train_state(resume_from)
         try:
+            norm = state.get("conditioning_norm")
+            predictor.set_conditioning_norm(None if norm is None else ConditioningNorm(**norm))
             load_strict(predictor, state["predictor"], f"{resume_from} [predictor]")  # all weights, all finite
             optimizer.load_state_dict(state["optimizer"])
             step, epoch, consumed = int(state["step"]), int(state["epoch"]), int(state["consumed"])
@@ -260,6 +283,7 @@ def _train(config: ACTrainConfig, sources: Sources, data: dict, context: DistCon
 def _save(folder: RunFolder, directory: Path, step: int, stream: BatchStream, predictor, optimizer, config: ACTrainConfig,
           context: DistContext) -> None:
     rngs = gather_objects(rng_state(), context)  # every rank's RNG, restored per rank on resume
+    norm = predictor.config.conditioning_norm
     if context.is_main:
         payload = {
             "predictor": predictor.state_dict(),
@@ -268,6 +292,7 @@ def _save(folder: RunFolder, directory: Path, step: int, stream: BatchStream, pr
             "consumed": stream.consumed,
             "rng": rngs,
             "config": to_dict(config),
+            "conditioning_norm": None if norm is None else asdict(norm),
         }
         folder.write("config.yaml", lambda path: save_config(config, path))  # the settings of the run's latest stretch
         save_train_state(directory, step, payload, config.run.keep_checkpoints, folder)
