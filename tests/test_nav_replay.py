@@ -190,3 +190,57 @@ def test_the_command_line_takes_the_documented_flags(tmp_path, dataset):
     assert args.func(args) == 0
     report = json.loads((tmp_path / "cli.json").read_text())
     assert report["mode"] == "free" and report["samples"] == 8 and len(report["plans"]) == 1
+
+
+# ---------------------------------------------------------------------------- energy landscape
+
+def test_spearman_matches_scipy_with_and_without_ties():
+    from scipy.stats import spearmanr
+
+    from vjepa_wm.evaluation.nav_landscape import spearman
+
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(size=50), rng.normal(size=50)
+    tied = np.round(a, 0)
+    for x, y in ((a, b), (a, a ** 3), (tied, b), (tied, np.round(b, 0))):
+        assert spearman(x, y) == pytest.approx(spearmanr(x, y).correlation, abs=1e-12)
+    assert spearman(np.ones(5), b[:5]) == 0.0
+
+
+def test_landscape_figures_of_an_energy_that_knows_the_answer_and_of_its_opposite():
+    from vjepa_wm.evaluation.nav_landscape import landscape_figures
+
+    car = Car()
+    truth = torch.tensor([[1.1, 0.0, 0.05]] * 8, dtype=torch.float64)
+    driven_end = car.rollout(np.zeros(3), truth.numpy())[-1]
+    rng = torch.Generator().manual_seed(0)
+    lines = truth + torch.randn(40, 8, 3, generator=rng, dtype=torch.float64) * torch.tensor([0.3, 0.1, 0.05], dtype=torch.float64)
+    ends = np.array([car.rollout(np.zeros(3), a)[-1] for a in lines.numpy()])
+    line_errors = np.linalg.norm(ends[:, :2] - driven_end[:2], axis=1)
+
+    def knowing(actions):  # the final position error against the driven path: the ideal energy
+        finals = np.array([car.rollout(np.zeros(3), a)[-1] for a in actions.double().numpy()])
+        return torch.as_tensor(np.linalg.norm(finals[:, :2] - driven_end[:2], axis=1))
+
+    constant = torch.tensor([[1.1, 0.0, 0.0]] * 8, dtype=torch.float64)
+    good = landscape_figures(knowing, lines, line_errors, truth, constant)
+    assert good == {"energy_ate_spearman": pytest.approx(1.0), "lines_below_driven": 0.0, "driven_below_constant_velocity": 1.0}
+    bad = landscape_figures(lambda actions: -knowing(actions), lines, line_errors, truth, constant)
+    assert bad["energy_ate_spearman"] == pytest.approx(-1.0) and bad["lines_below_driven"] == 1.0
+    assert bad["driven_below_constant_velocity"] == 0.0
+
+
+def test_nav_replay_landscape_is_reported_and_leaves_the_table_as_it_was(tmp_path, dataset, capsys):
+    index, model_dir = dataset
+    model = car_model()
+    plain = evaluate(model, small_config(tmp_path, index, model_dir), progress=False)
+    assert nav_replay.run(small_config(tmp_path, index, model_dir, landscape=True)) == 0
+    assert "energy_ate_spearman" in capsys.readouterr().out
+    report = json.loads((tmp_path / "nav.json").read_text())
+    def untimed(table):
+        return [{k: v for k, v in row.items() if k != "seconds_per_plan"} for row in table]
+
+    assert untimed(report["table"]) == untimed(json.loads(json.dumps(plain["table"])))  # same plans, same baselines
+    landscape = report["landscape"]
+    assert landscape["plans"] == 3 and -1 <= landscape["energy_ate_spearman"] <= 1
+    assert 0 <= landscape["lines_below_driven"] <= 1 and landscape["driven_below_constant_velocity"] in (0, 1 / 3, 2 / 3, 1)

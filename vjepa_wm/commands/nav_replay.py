@@ -4,7 +4,8 @@ For every entry of an NWM eval index (e.g. `splits/test/navigation_eval.pkl`): 4
 a goal frame 8 steps (2 s) ahead, an 8-waypoint plan by CEM with the car world model (`--mode
 nwm`: NWM's straight lines plus a final yaw; `free`: one action per step), scored against the
 driven path (ATE, RPE, final position and yaw error, in waypoint units and metres) beside
-model-free baselines, with the seconds per plan. --replay also plans at every step of one whole
+model-free baselines, with the seconds per plan. --landscape also says how well the model's energy
+ranks paths (`evaluation.nav_landscape`). --replay also plans at every step of one whole
 trajectory and writes a top-down plot and a video to --out.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ COLUMNS = ["method", "plans", "ate_wu", "ate_m", "rpe_trans_wu", "rpe_trans_m", 
 def run(config: NavReplayConfig) -> int:
     from vjepa_wm.benchmarks.common import print_table, write_json
     from vjepa_wm.evaluation.nav import car_model_source, entries, evaluate, load_car_model
+    from vjepa_wm.evaluation.nav_landscape import FIGURES as LANDSCAPE_FIGURES
     from vjepa_wm.provenance import provenance
 
     entries(config)  # flags and index checked before the model is loaded
@@ -26,6 +28,8 @@ def run(config: NavReplayConfig) -> int:
     origin = provenance("nav-replay", config, car_model_source(config.model))  # the weights just loaded
     report = evaluate(model, config)
     print_table(report["table"], COLUMNS)
+    if "landscape" in report:
+        print_table([report["landscape"]], ["plans", *LANDSCAPE_FIGURES])
     if "replay" in report:
         r = report["replay"]
         print(f"replay {r['trajectory']}: {r['steps']} plans, ATE {r['ate_wu']:.3f} wu, plot {r['plot']}, video {r['video']}")

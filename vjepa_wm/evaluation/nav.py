@@ -35,6 +35,7 @@ from vjepa_wm.planner.energy import rollout_energy
 from vjepa_wm.planner.nav_candidates import PlanMode, StraightLineConfig, StraightLines, car_cem
 from vjepa_wm.world_model.training.distributed import check_device
 
+from .nav_landscape import landscape_figures, landscape_summary
 from .trajectory_metrics import METRICS, TRANSLATION, path_errors
 
 METHODS = ("model", "constant_velocity", "nwm_mean", "best_line")  # rows of the table, in order
@@ -59,6 +60,7 @@ class NavReplayConfig:
     cem: CEMConfig = field(default_factory=nwm_cem_config)  # the search (horizon = plan length, NWM: 8)
     lines: StraightLineConfig = field(default_factory=StraightLineConfig)  # NWM's candidate distribution
     car: Car = field(default_factory=Car)  # step bounds of every plan (the waypoint spacing is the model's)
+    landscape: bool = False  # also score the random lines, the driven and the constant-velocity actions with the energy (nav_landscape)
     replay: bool = False  # also replay one trajectory with a plan at every step (plot + video)
     trajectory: str | None = None  # trajectory to replay (null: the index's first)
     out: str = "outputs/nav_replay"  # folder for the replay's plot and video
@@ -122,20 +124,28 @@ class NavPlanner:
 
     def plan(self, s: Situation, warm: Plan | None = None) -> tuple[Plan, float]:
         """The plan and its seconds (encoding the context and goal included)."""
-        model, device, n = self.model, self.cem.device, self.model.tokens_per_frame
+        device = self.cem.device
         start = time.perf_counter()
+        plan = self.cem.search(self.objective(s), warm)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return plan, time.perf_counter() - start
+
+    def objective(self, s: Situation):
+        """The CEM's energy for `s`: the context encoded into the KV cache, the goal encoded."""
+        model, device, n = self.model, self.cem.device, self.model.tokens_per_frame
         z = model.encode_images(s.context).to(device)
         z_goal = model.encode_images(s.goal_image).to(device)
         states = torch.as_tensor(s.context_poses, dtype=torch.float32, device=device)
         cache = None
         if len(states) > 1:
-            actions = self.car.deltas(states)
-            cache = model.observe_history(z[:, : -n], actions[None], states[None, :-1])
-        score = rollout_energy(model, z[:, -n:], states[-1:], z_goal, cache)
-        plan = self.cem.search(score, warm)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        return plan, time.perf_counter() - start
+            cache = model.observe_history(z[:, : -n], self.car.deltas(states)[None], states[None, :-1])
+        return rollout_energy(model, z[:, -n:], states[-1:], z_goal, cache)
+
+    def actions_of(self, path: np.ndarray) -> np.ndarray:
+        """``[H, 3]`` poses in waypoint units / rad from (0, 0, 0) -> the Car actions that drive them."""
+        metres = np.concatenate([np.zeros((1, 3)), path * np.array([self.car.waypoint_spacing, self.car.waypoint_spacing, 1.0])])
+        return self.car.deltas(metres)
 
     def path(self, actions) -> np.ndarray:
         """``[H, 3]`` Car actions -> poses after each step, waypoint units / rad, from (0, 0, 0)."""
@@ -143,20 +153,32 @@ class NavPlanner:
         return poses / np.array([self.car.waypoint_spacing, self.car.waypoint_spacing, 1.0])
 
 
-def baseline_paths(planner: NavPlanner, s: Situation, rng: torch.Generator, lines: int) -> dict[str, np.ndarray]:
-    """The model-free paths for one situation (see the module docstring)."""
+def constant_velocity_actions(planner: NavPlanner, s: Situation) -> np.ndarray:
+    """The last context step repeated over the horizon (inside the step box)."""
     car, horizon = planner.car, planner.config.cem.horizon
     last = car.deltas(s.context_poses[-2:]) if len(s.context_poses) > 1 else np.zeros((1, 3))
-    straight = StraightLines(car, horizon, planner.config.lines)
+    return np.repeat(np.clip(last, car.action_low, car.action_high), horizon, 0)
+
+
+def random_lines(planner: NavPlanner, rng: torch.Generator, lines: int) -> np.ndarray:
+    """``[lines, H, 3]`` Car actions of straight lines drawn from NWM's initial distribution."""
+    straight = StraightLines(planner.car, planner.config.cem.horizon, planner.config.lines)
     mean, std = straight.initial()
     drawn = (mean + std * torch.randn(lines, 1, 3, generator=rng, dtype=torch.float64)).clamp(-1, 1)
-    candidates = [planner.path(a) for a in straight.expand(drawn).numpy()]
-    best = min(candidates, key=lambda p: path_errors(s.truth, p, s.goal)["ate"])
+    return straight.expand(drawn).numpy()
+
+
+def baseline_paths(planner: NavPlanner, s: Situation, lines: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The model-free paths for one situation (see the module docstring) and the ATE of every line."""
+    straight = StraightLines(planner.car, planner.config.cem.horizon, planner.config.lines)
+    mean, _ = straight.initial()
+    candidates = [planner.path(a) for a in lines]
+    ates = np.array([path_errors(s.truth, p, s.goal)["ate"] for p in candidates])
     return {
-        "constant_velocity": planner.path(np.repeat(np.clip(last, car.action_low, car.action_high), horizon, 0)),
+        "constant_velocity": planner.path(constant_velocity_actions(planner, s)),
         "nwm_mean": planner.path(straight.expand(mean[None].double())[0].numpy()),
-        "best_line": best,
-    }
+        "best_line": candidates[int(np.argmin(ates))],
+    }, ates
 
 
 def entries(config: NavReplayConfig):
@@ -234,7 +256,7 @@ def evaluate(model, config: NavReplayConfig, progress: bool = True) -> dict:
     offsets = np.random.default_rng(config.seed)
     trajectories: dict[str, NWMTrajectory] = {}
     rows: dict[str, list[dict]] = {m: [] for m in METHODS}
-    seconds, plans = [], []
+    seconds, plans, landscape = [], [], []
     for name, now, low, high in tqdm(index, desc="nav-replay", unit="plan", disable=not progress):
         trajectory = load_trajectory(config.data, name, trajectories)
         goal_offset = int(offsets.integers(low, high + 1))
@@ -243,7 +265,13 @@ def evaluate(model, config: NavReplayConfig, progress: bool = True) -> dict:
                              f"{now - config.context + 1}..{now + max(horizon, goal_offset)}, the trajectory has 0..{len(trajectory) - 1}")
         s = situation(trajectory, now, goal_offset, config.context, horizon, spacing)
         plan, took = planner.plan(s)
-        paths = {"model": planner.path(plan.actions.cpu().numpy()), **baseline_paths(planner, s, rng, config.random_lines)}
+        lines = random_lines(planner, rng, config.random_lines)
+        baselines, line_ates = baseline_paths(planner, s, lines)
+        paths = {"model": planner.path(plan.actions.cpu().numpy()), **baselines}
+        if config.landscape:
+            landscape.append(landscape_figures(planner.objective(s), torch.as_tensor(lines, device=planner.cem.device), line_ates,
+                                               torch.as_tensor(planner.actions_of(s.truth), device=planner.cem.device),
+                                               torch.as_tensor(constant_velocity_actions(planner, s), device=planner.cem.device)))
         figures = {m: path_errors(s.truth, p, s.goal) for m, p in paths.items()}
         for m in METHODS:
             rows[m].append(figures[m])
@@ -253,6 +281,8 @@ def evaluate(model, config: NavReplayConfig, progress: bool = True) -> dict:
     table = [summary(m, rows[m], spacing, seconds if m == "model" else None) for m in METHODS]
     report = {"mode": config.mode, "samples": config.cem.samples, "iterations": config.cem.iterations,
               "horizon": horizon, "waypoint_spacing": spacing, "table": table, "plans": plans}
+    if config.landscape:
+        report["landscape"] = landscape_summary(landscape)
     if config.replay:
         report["replay"] = replay(planner, config, config.trajectory or index[0][0], trajectories, progress)
     return report
