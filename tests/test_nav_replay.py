@@ -244,3 +244,17 @@ def test_nav_replay_landscape_is_reported_and_leaves_the_table_as_it_was(tmp_pat
     landscape = report["landscape"]
     assert landscape["plans"] == 3 and -1 <= landscape["energy_ate_spearman"] <= 1
     assert 0 <= landscape["lines_below_driven"] <= 1 and landscape["driven_below_constant_velocity"] in (0, 1 / 3, 2 / 3, 1)
+
+
+def test_nav_replay_defaults_to_the_bundled_model_and_says_when_there_is_none(tmp_path, dataset, monkeypatch, capsys):
+    from vjepa_wm.cli import main
+
+    index, model_dir = dataset
+    flags = ["nav-replay", "--data", str(tmp_path / "data"), "--index", str(index), "--limit", "1", "--random-lines", "4",
+             "--cem.samples", "4", "--cem.elites", "2", "--json", str(tmp_path / "default.json")]
+    monkeypatch.setattr("vjepa_wm.sim_model.BUNDLED_NAV_MODEL", model_dir)  # stands in for an installed bundle
+    assert main(flags) == 0
+    assert json.loads((tmp_path / "default.json").read_text())["table"][0]["plans"] == 1
+    monkeypatch.setattr("vjepa_wm.sim_model.BUNDLED_NAV_MODEL", tmp_path / "not_installed")
+    assert main(flags) == 2
+    assert "--model is required (this install has no bundled navigation model)" in capsys.readouterr().err

@@ -182,7 +182,7 @@ def baseline_paths(planner: NavPlanner, s: Situation, lines: np.ndarray) -> tupl
 
 
 def entries(config: NavReplayConfig):
-    for flag, value in (("--data", config.data), ("--index", config.index), ("--model", config.model)):
+    for flag, value in (("--data", config.data), ("--index", config.index)):  # --model "" is the bundled model
         if not value:
             raise ValueError(f"{flag} is required")
     if not Path(config.data).is_dir():
