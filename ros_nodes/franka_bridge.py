@@ -46,7 +46,7 @@ called from another thread than the one spinning (never from a callback).
   It **refuses** (a one-line ValueError, nothing sent) a malformed delta, and while the watchdog
   says hold, or no hold message arrived within `hold_timeout_s` (the watchdog is gone; the first
   one is waited for up to `first_data_timeout_s`, as discovery of a watchdog process takes a
-  moment), or no robot state has come yet, or ``robot_mode`` is REFLEX or USER_STOPPED or
+  moment), or no robot state has come yet (waited for the same way), or ``robot_mode`` is REFLEX or USER_STOPPED or
   ``current_errors`` holds a flag; on path (b) also when there is no `PTPMotion` server, no
   measured joints, a model that disagrees with the measured pose, or the IK finds no joints
   (unreachable, outside the joint limits less `LIMIT_MARGIN_RAD`, not converged).
@@ -165,7 +165,7 @@ PARAMETERS = {
     "grasp_force_n": Spec("Grasp force (read at configure)", low=0.0, high=140.0),
     "frame_timeout_s": Spec("observe waits this long for a frame newer than the last apply (read at configure)",
                             low=0.0, high=5.0),
-    "first_data_timeout_s": Spec("observe / apply wait this long for the first state and frame / hold word "
+    "first_data_timeout_s": Spec("observe / apply wait this long for the first state and frame / hold word and state "
                                  "(read at configure)",
                                  low=0.0, high=60.0),
     "tcp_offset_m": Spec("path b: flange -> end effector along the flange z; Franka Hand 0.1034 (read at configure)",
@@ -557,8 +557,9 @@ class FrankaBridge:
         if delta.shape != (STATE_DIM,) or not np.all(np.isfinite(delta)):
             raise ValueError(f"apply needs {STATE_DIM} finite numbers, got shape {delta.shape}")
         node, config = self.node, self.config
-        with node.changed:  # a planner started just now may not have heard the watchdog yet (DDS discovery)
-            node.changed.wait_for(lambda: node.hold_received_s is not None, config.first_data_timeout_s)
+        with node.changed:  # a planner started just now may not have heard the watchdog or the robot yet (DDS discovery)
+            node.changed.wait_for(lambda: node.hold_received_s is not None and node.pose is not None and node.mode is not None,
+                                  config.first_data_timeout_s)
         why = node.hold_reason() or node.robot_reason()
         if why is not None:
             raise ValueError(f"apply refused, nothing sent: {why}")
