@@ -92,7 +92,8 @@ def test_conditioning_norm_standardises_inputs_and_keeps_the_published_keys(tmp_
         assert torch.equal(loaded(z, a, s), normed(z, a, s))
 
 
-@pytest.mark.parametrize("field,values", [("action_std", [1.0] * 6 + [0.0]), ("state_mean", [1.0] * 6), ("action_mean", [float("nan")] * 7)])
+@pytest.mark.parametrize("field,values", [("action_std", [1.0] * 6 + [0.0]), ("state_mean", [1.0] * 6),
+                                          ("action_mean", [float("nan")] * 7)])
 def test_conditioning_norm_refuses_bad_statistics(field, values):
     good = {"action_mean": [0.0] * 7, "action_std": [1.0] * 7, "state_mean": [0.0] * 7, "state_std": [1.0] * 7}
     with pytest.raises(ValueError, match=f"conditioning_norm.{field}"):
