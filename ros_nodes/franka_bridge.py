@@ -46,10 +46,10 @@ called from another thread than the one spinning (never from a callback).
   It **refuses** (a one-line ValueError, nothing sent) a malformed delta, and while the watchdog
   says hold, or no hold message arrived within `hold_timeout_s` (the watchdog is gone; the first
   one is waited for up to `first_data_timeout_s`, as discovery of a watchdog process takes a
-  moment), or no robot state has come yet (waited for the same way), or ``robot_mode`` is REFLEX or USER_STOPPED or
-  ``current_errors`` holds a flag; on path (b) also when there is no `PTPMotion` server, no
-  measured joints, a model that disagrees with the measured pose, or the IK finds no joints
-  (unreachable, outside the joint limits less `LIMIT_MARGIN_RAD`, not converged).
+  moment), or no robot state has come yet (waited for the same way), or ``robot_mode`` is
+  REFLEX or USER_STOPPED or ``current_errors`` holds a flag; on path (b) also when there is no
+  `PTPMotion` server, no measured joints, a model that disagrees with the measured pose, or the IK
+  finds no joints (unreachable, outside the joint limits less `LIMIT_MARGIN_RAD`, not converged).
 * ``hold()``: publishes the measured pose as the target once and cancels the `PTPMotion` goal
   under way, if any (always allowed).
 

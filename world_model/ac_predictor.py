@@ -5,8 +5,8 @@ each go through their own Linear into the predictor width. A token attends to ev
 own step and of all earlier steps (block-causal). Patch tokens get 3D RoPE on (t, row, col);
 action and state tokens get only the temporal chunk rotated (by t), their other channels pass
 through. Optionally (`ConditioningNorm`, not in the published model) actions and states are
-standardised before their Linear. Output at step t is the prediction of frame t+1, returned raw (the caller layer-norms,
-as the published training and planning code do).
+standardised before their Linear. Output at step t is the prediction of frame t+1, returned raw
+(the caller layer-norms, as the published training and planning code do).
 
 The parameter names match the official checkpoint (``predictor_embed``, ``action_encoder``,
 ``state_encoder``, ``extrinsics_encoder`` (present but unused, as published),

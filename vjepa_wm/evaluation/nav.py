@@ -121,15 +121,23 @@ class NavPlanner:
         self.model, self.config = model, config
         self.car: Car = replace(config.car, waypoint_spacing=model.embodiment.waypoint_spacing)
         self.cem: CEM = car_cem(config.mode, config.cem, self.car, config.device, config.lines)
+        self.lines = StraightLines(self.car, config.cem.horizon, config.lines)  # NWM's candidate distribution
+        self.metres_per_unit = np.array([self.car.waypoint_spacing, self.car.waypoint_spacing, 1.0])  # x, y, yaw
 
     def plan(self, s: Situation, warm: Plan | None = None) -> tuple[Plan, float]:
         """The plan and its seconds (encoding the context and goal included)."""
+        plan, seconds, _ = self.plan_with_objective(s, warm)
+        return plan, seconds
+
+    def plan_with_objective(self, s: Situation, warm: Plan | None = None):
+        """`plan`, plus the energy it minimised (to score other actions on the same encoding)."""
         device = self.cem.device
         start = time.perf_counter()
-        plan = self.cem.search(self.objective(s), warm)
+        score = self.objective(s)
+        plan = self.cem.search(score, warm)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        return plan, time.perf_counter() - start
+        return plan, time.perf_counter() - start, score
 
     def objective(self, s: Situation):
         """The CEM's energy for `s`: the context encoded into the KV cache, the goal encoded."""
@@ -144,13 +152,12 @@ class NavPlanner:
 
     def actions_of(self, path: np.ndarray) -> np.ndarray:
         """``[H, 3]`` poses in waypoint units / rad from (0, 0, 0) -> the Car actions that drive them."""
-        metres = np.concatenate([np.zeros((1, 3)), path * np.array([self.car.waypoint_spacing, self.car.waypoint_spacing, 1.0])])
-        return self.car.deltas(metres)
+        return self.car.deltas(np.concatenate([np.zeros((1, 3)), path * self.metres_per_unit]))
 
     def path(self, actions) -> np.ndarray:
         """``[H, 3]`` Car actions -> poses after each step, waypoint units / rad, from (0, 0, 0)."""
         poses = self.car.rollout(np.zeros(3), np.asarray(actions, dtype=np.float64))[1:]
-        return poses / np.array([self.car.waypoint_spacing, self.car.waypoint_spacing, 1.0])
+        return poses / self.metres_per_unit
 
 
 def constant_velocity_actions(planner: NavPlanner, s: Situation) -> np.ndarray:
@@ -162,21 +169,19 @@ def constant_velocity_actions(planner: NavPlanner, s: Situation) -> np.ndarray:
 
 def random_lines(planner: NavPlanner, rng: torch.Generator, lines: int) -> np.ndarray:
     """``[lines, H, 3]`` Car actions of straight lines drawn from NWM's initial distribution."""
-    straight = StraightLines(planner.car, planner.config.cem.horizon, planner.config.lines)
-    mean, std = straight.initial()
+    mean, std = planner.lines.initial()
     drawn = (mean + std * torch.randn(lines, 1, 3, generator=rng, dtype=torch.float64)).clamp(-1, 1)
-    return straight.expand(drawn).numpy()
+    return planner.lines.expand(drawn).numpy()
 
 
 def baseline_paths(planner: NavPlanner, s: Situation, lines: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The model-free paths for one situation (see the module docstring) and the ATE of every line."""
-    straight = StraightLines(planner.car, planner.config.cem.horizon, planner.config.lines)
-    mean, _ = straight.initial()
+    mean, _ = planner.lines.initial()
     candidates = [planner.path(a) for a in lines]
     ates = np.array([path_errors(s.truth, p, s.goal)["ate"] for p in candidates])
     return {
         "constant_velocity": planner.path(constant_velocity_actions(planner, s)),
-        "nwm_mean": planner.path(straight.expand(mean[None].double())[0].numpy()),
+        "nwm_mean": planner.path(planner.lines.expand(mean[None].double())[0].numpy()),
         "best_line": candidates[int(np.argmin(ates))],
     }, ates
 
@@ -264,14 +269,13 @@ def evaluate(model, config: NavReplayConfig, progress: bool = True) -> dict:
             raise ValueError(f"--index {config.index}: entry ({name}, {now}, {low}, {high}) needs frames "
                              f"{now - config.context + 1}..{now + max(horizon, goal_offset)}, the trajectory has 0..{len(trajectory) - 1}")
         s = situation(trajectory, now, goal_offset, config.context, horizon, spacing)
-        plan, took = planner.plan(s)
+        plan, took, score = planner.plan_with_objective(s)
         lines = random_lines(planner, rng, config.random_lines)
         baselines, line_ates = baseline_paths(planner, s, lines)
         paths = {"model": planner.path(plan.actions.cpu().numpy()), **baselines}
         if config.landscape:
-            landscape.append(landscape_figures(planner.objective(s), torch.as_tensor(lines, device=planner.cem.device), line_ates,
-                                               torch.as_tensor(planner.actions_of(s.truth), device=planner.cem.device),
-                                               torch.as_tensor(constant_velocity_actions(planner, s), device=planner.cem.device)))
+            landscape.append(landscape_figures(score, lines, line_ates, planner.actions_of(s.truth),
+                                               constant_velocity_actions(planner, s), planner.cem.device))
         figures = {m: path_errors(s.truth, p, s.goal) for m, p in paths.items()}
         for m in METHODS:
             rows[m].append(figures[m])

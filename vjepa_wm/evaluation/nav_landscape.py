@@ -40,11 +40,11 @@ def spearman(a: np.ndarray, b: np.ndarray) -> float:
     return float((ra * rb).sum() / scale) if scale > 0 else 0.0
 
 
-def landscape_figures(score: ScoreFn, lines: torch.Tensor, line_ates: np.ndarray, driven: torch.Tensor,
-                      constant_velocity: torch.Tensor) -> dict[str, float]:
+def landscape_figures(score: ScoreFn, lines, line_ates: np.ndarray, driven, constant_velocity, device="cpu") -> dict[str, float]:
     """One plan's figures: `lines` ``[L, H, A]`` with their ATEs ``[L]``, `driven` and
-    `constant_velocity` ``[H, A]``, all scored in one batch."""
-    batch = torch.cat([lines, driven[None], constant_velocity[None]]).to(torch.float32)
+    `constant_velocity` ``[H, A]`` (arrays or CPU tensors), all scored in one batch on `device`."""
+    actions = np.concatenate([np.asarray(lines), np.asarray(driven)[None], np.asarray(constant_velocity)[None]])
+    batch = torch.as_tensor(actions, dtype=torch.float32, device=device)
     energies = score(batch).detach().cpu().double().numpy()
     lines_e, driven_e, cv_e = energies[:-2], energies[-2], energies[-1]
     return {"energy_ate_spearman": spearman(lines_e, line_ates), "lines_below_driven": float((lines_e < driven_e).mean()),

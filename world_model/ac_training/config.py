@@ -24,7 +24,7 @@ class ACModelConfig:
     predictor_depth: int | None = None  # override the preset's depth
     img_size: int = 256  # frame size the encoder sees (the predictor's grid is img_size / 16)
     init: str | None = None  # start from a world-model checkpoint (ours or the official AC .pt) instead
-    normalize_conditioning: bool = False  # standardise actions and states by the training data's mean/std (not published)
+    normalize_conditioning: bool = False  # standardise actions and states by the training data's mean/std (not published; a model.init keeps its own)
 
 
 @dataclass
