@@ -95,6 +95,16 @@ class StraightLines:
         yaw[:, -1] = yaw[:, -1] + searched[:, 0, 2] * math.pi
         return torch.cat([positions, yaw[..., None]], -1)
 
+    def through(self, end: torch.Tensor) -> torch.Tensor:
+        """The searched numbers ``[1, 3]`` of the line whose last pose is `end` (x, y in waypoint units,
+        yaw): the inverse of `poses` for a line inside the box (a search centred on a given path's end)."""
+        end = torch.as_tensor(end, dtype=torch.float32)
+        step = end[:2] / self.horizon
+        low, high = torch.tensor(NWM_ACTION_MIN), torch.tensor(NWM_ACTION_MAX)
+        heading = torch.atan2(step[1], step[0]) if bool(step.norm() > 1e-9) else torch.tensor(0.0)
+        final = torch.remainder(end[2] - heading + math.pi, 2 * math.pi) - math.pi
+        return torch.cat([(step - low) / (high - low) * 2 - 1, (final / math.pi)[None]]).clamp(-1, 1)[None]
+
     def expand(self, searched: torch.Tensor) -> torch.Tensor:
         """``[S, 1, 3]`` -> the `Car` actions ``[S, H, 3]`` that drive through `poses` (inside the step box)."""
         poses = self.poses(searched)

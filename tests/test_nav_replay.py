@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -17,6 +18,7 @@ from vjepa_wm.embodiments import Car, Franka
 from vjepa_wm.evaluation.nav import NavReplayConfig, evaluate
 from vjepa_wm.evaluation.trajectory_metrics import path_errors
 from vjepa_wm.planner.cem import CEMConfig
+from vjepa_wm.planner.nav_candidates import StraightLineConfig, StraightLines
 from vjepa_wm.world_model.ac_predictor import ACPredictor, ac_predictor_config
 from vjepa_wm.world_model.checkpoints import save_world_model
 from vjepa_wm.world_model.vit import VisionTransformer, encoder_config
@@ -142,6 +144,30 @@ def test_nav_replay_scores_the_model_beside_the_baselines_and_replays(tmp_path, 
     assert replay["trajectory"] == "bend_1" and replay["steps"] == FRAMES - 8 - 3
     for key in ("plot", "video"):
         assert (tmp_path / "out" / f"replay_bend_1.{'png' if key == 'plot' else 'mp4'}").stat().st_size > 1000
+
+
+def test_a_straight_line_through_a_pose_ends_there():
+    lines = StraightLines(Car(), 8)
+    for end in ([9.6, 1.5, 0.4], [6.0, -2.0, -0.9], [-3.0, 0.5, 2.5]):
+        assert np.allclose(lines.poses(lines.through(torch.tensor(end))[None])[0, -1].numpy(), end, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["free", "nwm"])
+def test_a_search_started_on_constant_velocity_with_no_spread_returns_it(tmp_path, dataset, mode):
+    """No spread and nothing to refit: the plan is where --start context_velocity centres the search
+    (free: the constant-velocity steps; nwm: the line to their last pose), whatever the model says."""
+    index, model_dir = dataset
+    config = small_config(tmp_path, index, model_dir, mode=mode, start="context_velocity", context_std=(0, 0, 0),
+                          lines=StraightLineConfig(std=(0, 0, 0)), car=Car(init_std=(0, 0, 0)))
+    report = evaluate(car_model(), config, progress=False)
+    assert report["start"] == "context_velocity"
+    for p in report["plans"]:
+        model, constant = p["figures"]["model"], p["figures"]["constant_velocity"]
+        assert math.isclose(model["final_pos"], constant["final_pos"], abs_tol=1e-4)
+        assert math.isclose(model["final_yaw"], constant["final_yaw"], abs_tol=1e-4)
+        assert mode == "nwm" or math.isclose(model["ate"], constant["ate"], abs_tol=1e-5)
+    started = evaluate(car_model(), replace(config, start="prior"), progress=False)
+    assert [p["planned"] for p in started["plans"]] != [p["planned"] for p in report["plans"]]
 
 
 def test_nav_replay_is_seeded(tmp_path, dataset):

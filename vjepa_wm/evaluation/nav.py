@@ -24,6 +24,7 @@ import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -60,6 +61,8 @@ class NavReplayConfig:
     cem: CEMConfig = field(default_factory=nwm_cem_config)  # the search (horizon = plan length, NWM: 8)
     lines: StraightLineConfig = field(default_factory=StraightLineConfig)  # NWM's candidate distribution
     car: Car = field(default_factory=Car)  # step bounds of every plan (the waypoint spacing is the model's)
+    start: Literal["prior", "context_velocity"] = "prior"  # prior: the CEM's own initial mean (NWM's line; zero steps); context_velocity: centred on constant velocity (nwm: the line to its end and heading)
+    context_std: tuple[float, float, float] = (0.3, 0.05, 0.1)  # free mode, start context_velocity: the spread around it (dx, dy, dyaw per step)
     landscape: bool = False  # also score the random lines, the driven and the constant-velocity actions with the energy (nav_landscape)
     replay: bool = False  # also replay one trajectory with a plan at every step (plot + video)
     trajectory: str | None = None  # trajectory to replay (null: the index's first)
@@ -70,6 +73,11 @@ class NavReplayConfig:
     json: str | None = None  # write the table and every plan's figures here as JSON
 
     def __post_init__(self):
+        if self.start not in ("prior", "context_velocity"):
+            raise ValueError(f"start must be prior or context_velocity, got {self.start!r}")
+        self.context_std = tuple(float(v) for v in self.context_std)
+        if len(self.context_std) != 3 or not all(0 <= v < math.inf for v in self.context_std):
+            raise ValueError(f"context_std must be 3 non-negative finite numbers, got {self.context_std}")
         if self.mode not in ("nwm", "free"):
             raise ValueError(f"mode must be nwm or free, got {self.mode!r}")
         for name, minimum in (("context", 1), ("random_lines", 1)):
@@ -134,10 +142,24 @@ class NavPlanner:
         device = self.cem.device
         start = time.perf_counter()
         score = self.objective(s)
+        if warm is None and self.config.start == "context_velocity":
+            warm = self.context_start(s)
         plan = self.cem.search(score, warm)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return plan, time.perf_counter() - start, score
+
+    def context_start(self, s: Situation) -> Plan:
+        """A search centred on constant velocity (`--start context_velocity`), as a warm start: free
+        steps around its actions with `context_std`; NWM's line to its last pose with `lines.std`."""
+        actions = constant_velocity_actions(self, s)
+        if self.config.mode == "nwm":
+            mean = self.lines.through(self.path(actions)[-1])
+            std = torch.tensor([self.config.lines.std], dtype=torch.float32)
+        else:
+            mean = torch.as_tensor(actions, dtype=torch.float32)
+            std = torch.tensor(self.config.context_std, dtype=torch.float32).expand_as(mean).clone()
+        return Plan(torch.as_tensor(actions, dtype=torch.float32), mean, std, torch.empty(0), 0, 0.0)
 
     def objective(self, s: Situation):
         """The CEM's energy for `s`: the context encoded into the KV cache, the goal encoded."""
@@ -283,7 +305,7 @@ def evaluate(model, config: NavReplayConfig, progress: bool = True) -> dict:
         plans.append({"trajectory": name, "time": now, "goal_offset": goal_offset, "seconds": took,
                       "energy": plan.energy, "figures": figures, "planned": paths["model"].tolist(), "driven": s.truth.tolist()})
     table = [summary(m, rows[m], spacing, seconds if m == "model" else None) for m in METHODS]
-    report = {"mode": config.mode, "samples": config.cem.samples, "iterations": config.cem.iterations,
+    report = {"mode": config.mode, "start": config.start, "samples": config.cem.samples, "iterations": config.cem.iterations,
               "horizon": horizon, "waypoint_spacing": spacing, "table": table, "plans": plans}
     if config.landscape:
         report["landscape"] = landscape_summary(landscape)
