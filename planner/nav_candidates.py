@@ -57,6 +57,13 @@ def unnormalize(normalised: torch.Tensor) -> torch.Tensor:
     return (normalised + 1) / 2 * (high - low) + low
 
 
+def normalize(step: torch.Tensor) -> torch.Tensor:
+    """The inverse of `unnormalize`: (dx, dy) in waypoint units ``[..., 2]`` -> NWM's normalised units."""
+    low = torch.tensor(NWM_ACTION_MIN, dtype=step.dtype, device=step.device)
+    high = torch.tensor(NWM_ACTION_MAX, dtype=step.dtype, device=step.device)
+    return (step - low) / (high - low) * 2 - 1
+
+
 class StraightLines:
     """NWM's candidates for a `Car` over `horizon` steps (`planner.cem.Candidates`)."""
 
@@ -100,10 +107,9 @@ class StraightLines:
         yaw): the inverse of `poses` for a line inside the box (a search centred on a given path's end)."""
         end = torch.as_tensor(end, dtype=torch.float32)
         step = end[:2] / self.horizon
-        low, high = torch.tensor(NWM_ACTION_MIN), torch.tensor(NWM_ACTION_MAX)
         heading = torch.atan2(step[1], step[0]) if bool(step.norm() > 1e-9) else torch.tensor(0.0)
         final = torch.remainder(end[2] - heading + math.pi, 2 * math.pi) - math.pi
-        return torch.cat([(step - low) / (high - low) * 2 - 1, (final / math.pi)[None]]).clamp(-1, 1)[None]
+        return torch.cat([normalize(step), (final / math.pi)[None]]).clamp(-1, 1)[None]
 
     def expand(self, searched: torch.Tensor) -> torch.Tensor:
         """``[S, 1, 3]`` -> the `Car` actions ``[S, H, 3]`` that drive through `poses` (inside the step box)."""

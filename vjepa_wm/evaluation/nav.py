@@ -61,8 +61,10 @@ class NavReplayConfig:
     cem: CEMConfig = field(default_factory=nwm_cem_config)  # the search (horizon = plan length, NWM: 8)
     lines: StraightLineConfig = field(default_factory=StraightLineConfig)  # NWM's candidate distribution
     car: Car = field(default_factory=Car)  # step bounds of every plan (the waypoint spacing is the model's)
-    start: Literal["prior", "context_velocity"] = "prior"  # prior: the CEM's own initial mean (NWM's line; zero steps); context_velocity: centred on constant velocity (nwm: the line to its end and heading)
-    context_std: tuple[float, float, float] = (0.3, 0.05, 0.1)  # free mode, start context_velocity: the spread around it (dx, dy, dyaw per step)
+    # prior: the CEM's own initial mean (NWM's line; zero steps); context_velocity: centred on constant
+    # velocity (nwm: the line to its last pose); a replay's later plans are warm-started either way
+    start: Literal["prior", "context_velocity"] = "prior"
+    context_std: tuple[float, float, float] = (0.3, 0.05, 0.1)  # free mode, context_velocity: spread (dx, dy, dyaw a step)
     landscape: bool = False  # also score the random lines, the driven and the constant-velocity actions with the energy (nav_landscape)
     replay: bool = False  # also replay one trajectory with a plan at every step (plot + video)
     trajectory: str | None = None  # trajectory to replay (null: the index's first)
@@ -305,8 +307,8 @@ def evaluate(model, config: NavReplayConfig, progress: bool = True) -> dict:
         plans.append({"trajectory": name, "time": now, "goal_offset": goal_offset, "seconds": took,
                       "energy": plan.energy, "figures": figures, "planned": paths["model"].tolist(), "driven": s.truth.tolist()})
     table = [summary(m, rows[m], spacing, seconds if m == "model" else None) for m in METHODS]
-    report = {"mode": config.mode, "start": config.start, "samples": config.cem.samples, "iterations": config.cem.iterations,
-              "horizon": horizon, "waypoint_spacing": spacing, "table": table, "plans": plans}
+    report = {"mode": config.mode, "start": config.start, "samples": config.cem.samples,
+              "iterations": config.cem.iterations, "horizon": horizon, "waypoint_spacing": spacing, "table": table, "plans": plans}
     if config.landscape:
         report["landscape"] = landscape_summary(landscape)
     if config.replay:
