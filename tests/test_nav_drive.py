@@ -3,6 +3,7 @@ world whose latent is the car's pose; the command line writing its table as JSON
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ from vjepa_wm.cli import main
 from vjepa_wm.embodiments import Car, Observation
 from vjepa_wm.evaluation.nav import relative_poses
 from vjepa_wm.evaluation.nav_drive import METHODS, ContextModel, EgocentricCar, NavDriveConfig, arc_toward, evaluate
+from vjepa_wm.planner.cem import CEMConfig
 from vjepa_wm.sim.driving.config import CameraConfig, DrivingConfig, TerrainConfig
 from vjepa_wm.sim.driving.env import DrivingEnv
 from vjepa_wm.sim.driving.episodes import NavEpisodeConfig, draw_episode, restart
@@ -156,6 +158,20 @@ def car_model() -> WorldModel:
     encoder = VisionTransformer(encoder_config("micro", "2.1"))
     predictor = ACPredictor(ac_predictor_config("micro", 96, img_size=32, action_dim=3))
     return WorldModel(encoder, predictor, 32, Car()).eval()
+
+
+def test_a_first_plan_started_on_constant_velocity_with_no_spread_drives_it():
+    """No spread and nothing to refit: --start context_velocity's first step is the lead-in's last one,
+    so the model's first step lands where constant velocity's does (the physics is deterministic)."""
+    config = small(episodes=1, max_steps=1, mode="free", start="context_velocity", context_std=(0, 0, 0),
+                   car=Car(init_std=(0, 0, 0)), cem=CEMConfig(samples=4, elites=2, iterations=1, horizon=8))
+    report = evaluate(car_model(), config, progress=False)
+    assert report["start"] == "context_velocity"
+    (episode,) = report["episodes"]
+    paths = {m: np.asarray(p) for m, p in episode["paths"].items()}
+    assert np.allclose(paths["model"][1], paths["constant_velocity"][1], atol=1e-6)
+    prior = evaluate(car_model(), replace(config, start="prior"), progress=False)["episodes"][0]
+    assert not np.allclose(np.asarray(prior["paths"]["model"])[1], paths["constant_velocity"][1], atol=1e-2)
 
 
 def test_the_command_writes_the_table_as_json(tmp_path, capsys):

@@ -75,11 +75,7 @@ class NavReplayConfig:
     json: str | None = None  # write the table and every plan's figures here as JSON
 
     def __post_init__(self):
-        if self.start not in ("prior", "context_velocity"):
-            raise ValueError(f"start must be prior or context_velocity, got {self.start!r}")
-        self.context_std = tuple(float(v) for v in self.context_std)
-        if len(self.context_std) != 3 or not all(0 <= v < math.inf for v in self.context_std):
-            raise ValueError(f"context_std must be 3 non-negative finite numbers, got {self.context_std}")
+        self.context_std = check_start(self.start, self.context_std)
         if self.mode not in ("nwm", "free"):
             raise ValueError(f"mode must be nwm or free, got {self.mode!r}")
         for name, minimum in (("context", 1), ("random_lines", 1)):
@@ -152,16 +148,12 @@ class NavPlanner:
         return plan, time.perf_counter() - start, score
 
     def context_start(self, s: Situation) -> Plan:
-        """A search centred on constant velocity (`--start context_velocity`), as a warm start: free
-        steps around its actions with `context_std`; NWM's line to its last pose with `lines.std`."""
-        actions = constant_velocity_actions(self, s)
-        if self.config.mode == "nwm":
-            mean = self.lines.through(self.path(actions)[-1])
-            std = torch.tensor([self.config.lines.std], dtype=torch.float32)
-        else:
-            mean = torch.as_tensor(actions, dtype=torch.float32)
-            std = torch.tensor(self.config.context_std, dtype=torch.float32).expand_as(mean).clone()
-        return Plan(torch.as_tensor(actions, dtype=torch.float32), mean, std, torch.empty(0), 0, 0.0)
+        """A search centred on constant velocity (`--start context_velocity`), as a warm start."""
+        return velocity_start(self.constant_velocity(s), self.config.mode, self.lines, self.config.context_std)
+
+    def constant_velocity(self, s: Situation) -> np.ndarray:
+        """The constant-velocity baseline's car actions for `s` (its last context step repeated)."""
+        return constant_velocity_actions(self.car, s.context_poses, self.config.cem.horizon)
 
     def objective(self, s: Situation):
         """The CEM's energy for `s`: the context encoded into the KV cache, the goal encoded."""
@@ -184,11 +176,35 @@ class NavPlanner:
         return poses / self.metres_per_unit
 
 
-def constant_velocity_actions(planner: NavPlanner, s: Situation) -> np.ndarray:
-    """The last context step repeated over the horizon (inside the step box)."""
-    car, horizon = planner.car, planner.config.cem.horizon
-    last = car.deltas(s.context_poses[-2:]) if len(s.context_poses) > 1 else np.zeros((1, 3))
+def constant_velocity_actions(car: Car, context_poses: np.ndarray, horizon: int) -> np.ndarray:
+    """The last step of the context poses (metres / rad) repeated over the horizon (inside the step box)."""
+    last = car.deltas(context_poses[-2:]) if len(context_poses) > 1 else np.zeros((1, 3))
     return np.repeat(np.clip(last, car.action_low, car.action_high), horizon, 0)
+
+
+def check_start(start: str, context_std) -> tuple[float, float, float]:
+    """Validates a `start` option and its free-mode spread; returns the spread as floats."""
+    if start not in ("prior", "context_velocity"):
+        raise ValueError(f"start must be prior or context_velocity, got {start!r}")
+    std = tuple(float(v) for v in context_std)
+    if len(std) != 3 or not all(0 <= v < math.inf for v in std):
+        raise ValueError(f"context_std must be 3 non-negative finite numbers, got {std}")
+    return std
+
+
+def velocity_start(actions: np.ndarray, mode: PlanMode, lines: StraightLines, context_std) -> Plan:
+    """A warm start centred on the car actions `actions` (constant velocity): free mode, their steps
+    with spread `context_std`; nwm mode, NWM's line to their last pose with the lines' own std."""
+    car = lines.car
+    if mode == "nwm":
+        end = car.rollout(np.zeros(3), np.asarray(actions, dtype=np.float64))[-1]
+        end = end / np.array([car.waypoint_spacing, car.waypoint_spacing, 1.0])
+        mean = lines.through(end)
+        std = torch.tensor([lines.config.std], dtype=torch.float32)
+    else:
+        mean = torch.as_tensor(actions, dtype=torch.float32)
+        std = torch.tensor(context_std, dtype=torch.float32).expand_as(mean).clone()
+    return Plan(torch.as_tensor(actions, dtype=torch.float32), mean, std, torch.empty(0), 0, 0.0)
 
 
 def random_lines(planner: NavPlanner, rng: torch.Generator, lines: int) -> np.ndarray:
@@ -204,7 +220,7 @@ def baseline_paths(planner: NavPlanner, s: Situation, lines: np.ndarray) -> tupl
     candidates = [planner.path(a) for a in lines]
     ates = np.array([path_errors(s.truth, p, s.goal)["ate"] for p in candidates])
     return {
-        "constant_velocity": planner.path(constant_velocity_actions(planner, s)),
+        "constant_velocity": planner.path(planner.constant_velocity(s)),
         "nwm_mean": planner.path(planner.lines.expand(mean[None].double())[0].numpy()),
         "best_line": candidates[int(np.argmin(ates))],
     }, ates
@@ -299,7 +315,7 @@ def evaluate(model, config: NavReplayConfig, progress: bool = True) -> dict:
         paths = {"model": planner.path(plan.actions.cpu().numpy()), **baselines}
         if config.landscape:
             landscape.append(landscape_figures(score, lines, line_ates, planner.actions_of(s.truth),
-                                               constant_velocity_actions(planner, s), planner.cem.device))
+                                               planner.constant_velocity(s), planner.cem.device))
         figures = {m: path_errors(s.truth, p, s.goal) for m, p in paths.items()}
         for m in METHODS:
             rows[m].append(figures[m])

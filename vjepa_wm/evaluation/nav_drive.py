@@ -5,7 +5,8 @@ a world, a straight lead-in whose `context` frames the planner sees at the start
 pose a few steps of arc driving away whose camera view is the goal image (rendered before the
 run; the goal is reachable because the same car drove there). Then `planner.mpc.run_mpc` drives
 the sim car (a `Robot`) for `max_steps` 4 Hz steps with the car CEM (`nwm` straight lines or
-`free` steps) toward the goal image, replanning at every step with a warm start.
+`free` steps) toward the goal image, replanning at every step warm-started from the last plan
+(the first from the CEM's prior or, with `--start context_velocity`, centred on the lead-in's last step).
 
 **Success**: the car's position comes within `success_radius` waypoint spacings (1: 0.72 m at
 TartanDrive's spacing) of the goal position at the end of some step within the budget. The
@@ -36,12 +37,13 @@ import time
 from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
 from vjepa_wm.embodiments import Car, Observation
-from vjepa_wm.planner.cem import CEMConfig
+from vjepa_wm.planner.cem import CEMConfig, Plan
 from vjepa_wm.planner.mpc import MPCConfig, run_mpc
 from vjepa_wm.planner.nav_candidates import NWM_ACTION_MAX, NWM_ACTION_MIN, PlanMode, StraightLineConfig, StraightLines, car_cem
 from vjepa_wm.planner.planning_model import planning_model
@@ -49,7 +51,8 @@ from vjepa_wm.sim.driving.config import CameraConfig, DrivingConfig, TerrainConf
 from vjepa_wm.sim.driving.episodes import NavEpisode, NavEpisodeConfig, draw_episode, restart
 from vjepa_wm.world_model.training.distributed import check_device
 
-from .nav import Situation, check_model, nwm_cem_config, plot_replay, relative_poses, replay_frame, to_world
+from .nav import (Situation, check_model, check_start, constant_velocity_actions, nwm_cem_config, plot_replay, relative_poses,
+                  replay_frame, to_world, velocity_start)
 
 SIM_PACE = 1.2  # waypoint units per step: the lead-in's, and the middle of the goal drives
 
@@ -74,6 +77,10 @@ class NavDriveConfig:
     episodes: int = 20  # seeded episodes, seeds seed .. seed+episodes-1
     seed: int = 0  # first episode's seed
     mode: PlanMode = "nwm"  # nwm: straight lines plus a final yaw (published); free: one action per step
+    # prior: the first plan starts from the CEM's own initial mean; context_velocity: centred on the lead-in's
+    # last step repeated (as nav-replay's --start); later plans are warm-started from the last one either way
+    start: Literal["prior", "context_velocity"] = "prior"
+    context_std: tuple[float, float, float] = (0.3, 0.05, 0.1)  # free mode, context_velocity: spread (dx, dy, dyaw a step)
     context: int = 4  # frames the planner sees as history (NWM: 4)
     max_steps: int = 24  # 4 Hz control steps per episode (3x the goal drive; see the module docstring)
     success_radius: float = 1.0  # waypoint spacings from the goal position that count as reached
@@ -92,6 +99,7 @@ class NavDriveConfig:
     def __post_init__(self):
         if self.mode not in ("nwm", "free"):
             raise ValueError(f"mode must be nwm or free, got {self.mode!r}")
+        self.context_std = check_start(self.start, self.context_std)
         for name in ("episodes", "context", "max_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
@@ -192,16 +200,19 @@ class Drive:
 
 
 class PlanLog:
-    """A CEM that keeps every plan it returns (for the pictures); everything else is the CEM's."""
+    """A CEM that keeps every plan it returns (for the pictures) and may start its first search from
+    `first` (`--start context_velocity`); everything else is the CEM's."""
 
-    def __init__(self, cem):
-        self.cem, self.plans = cem, []
+    def __init__(self, cem, first: Plan | None = None):
+        self.cem, self.first, self.plans = cem, first, []
 
     def __getattr__(self, name):
         return getattr(self.cem, name)
 
-    def search(self, *args, **kwargs):
-        plan = self.cem.search(*args, **kwargs)
+    def search(self, score, warm_start: Plan | None = None, *args, **kwargs):
+        if warm_start is None and not self.plans:
+            warm_start = self.first
+        plan = self.cem.search(score, warm_start, *args, **kwargs)
         self.plans.append(plan.actions.detach().cpu().numpy().astype(np.float64))
         return plan
 
@@ -209,7 +220,12 @@ class PlanLog:
 def model_drive(env, model, episode: NavEpisode, car: Car, config: NavDriveConfig) -> Drive:
     robot = EgocentricCar(env, config.context, restart(env, episode))
     device = torch.device(config.device)
-    cem = PlanLog(car_cem(config.mode, replace(config.cem, seed=episode.seed), car, device, config.lines))
+    first = None
+    if config.start == "context_velocity":
+        lines = StraightLines(car, config.cem.horizon, config.lines)
+        actions = constant_velocity_actions(car, episode.context_poses, config.cem.horizon)
+        first = velocity_start(actions, config.mode, lines, config.context_std)
+    cem = PlanLog(car_cem(config.mode, replace(config.cem, seed=episode.seed), car, device, config.lines), first)
     planner_view = ContextModel(model, robot, car, device, config.cem.horizon)
     result = run_mpc(robot, planner_view, [episode.goal_image], cem, MPCConfig(max_steps=config.max_steps,
                                                                              keep_frames=config.video is not None))
@@ -232,8 +248,7 @@ def blind_drive(env, episode: NavEpisode, step, steps: int) -> Drive:
 def baseline_steps(episode: NavEpisode, car: Car, config: NavDriveConfig) -> dict:
     """The model-free methods: each a function of the true pose now to the next action."""
     low, high = np.array(car.action_low), np.array(car.action_high)
-    poses = episode.context_poses
-    last = car.deltas(poses[-2:])[0] if len(poses) > 1 else np.zeros(3)
+    last = constant_velocity_actions(car, episode.context_poses, 1)[0]
     mean_line = StraightLines(car, config.cem.horizon, config.lines)
     first = mean_line.expand(mean_line.initial()[0][None].double())[0, 0].numpy()
     spacing = car.waypoint_spacing
@@ -248,7 +263,7 @@ def baseline_steps(episode: NavEpisode, car: Car, config: NavDriveConfig) -> dic
         arrived = arrived or not step.any()
         return np.zeros(3) if arrived else np.clip(step, low, high)
 
-    return {"constant_velocity": lambda pose: np.clip(last, low, high), "nwm_mean": lambda pose: first, "oracle": oracle}
+    return {"constant_velocity": lambda pose: last, "nwm_mean": lambda pose: first, "oracle": oracle}
 
 
 def arc_toward(ahead: float, left: float, most: float, stop: float) -> np.ndarray:
@@ -314,7 +329,7 @@ def evaluate(model, config: NavDriveConfig, progress: bool = True) -> dict:
             bar.set_postfix(success=f"{np.mean([r['success'] for r in rows['model']]):.2f}")
     finally:
         env.close()
-    return {"mode": config.mode, "samples": config.cem.samples, "iterations": config.cem.iterations,
+    return {"mode": config.mode, "start": config.start, "samples": config.cem.samples, "iterations": config.cem.iterations,
             "horizon": config.cem.horizon, "context": config.context, "max_steps": config.max_steps,
             "success_radius_wu": config.success_radius, "waypoint_spacing": spacing,
             "wall_seconds": time.perf_counter() - began,
