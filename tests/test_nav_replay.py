@@ -177,6 +177,10 @@ def test_nav_replay_is_seeded(tmp_path, dataset):
     second = evaluate(model, small_config(tmp_path, index, model_dir, limit=2, mode="free"), progress=False)
     assert first["table"][:1] != [] and [p["planned"] for p in first["plans"]] == [p["planned"] for p in second["plans"]]
     assert [r["ate_wu"] for r in first["table"]] == [r["ate_wu"] for r in second["table"]]
+    # --seed reaches the search: another seed plans other paths (the baselines stay where they are).
+    other = evaluate(model, small_config(tmp_path, index, model_dir, limit=2, mode="free", seed=1), progress=False)
+    assert [p["planned"] for p in other["plans"]] != [p["planned"] for p in first["plans"]]
+    assert other["table"][1] == first["table"][1]
 
 
 def test_bad_input_gets_one_line_naming_the_flag(tmp_path, dataset):

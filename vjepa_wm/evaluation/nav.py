@@ -71,7 +71,7 @@ class NavReplayConfig:
     out: str = "outputs/nav_replay"  # folder for the replay's plot and video
     fps: float = 4.0  # frame rate of the replay video
     device: str = "cpu"  # torch device of the planner
-    seed: int = 0  # seeds the searches, the goal offsets and the random lines
+    seed: int = 0  # seeds the searches (in place of cem.seed), the goal offsets and the random lines
     json: str | None = None  # write the table and every plan's figures here as JSON
 
     def __post_init__(self):
@@ -126,7 +126,8 @@ class NavPlanner:
     def __init__(self, model, config: NavReplayConfig):
         self.model, self.config = model, config
         self.car: Car = replace(config.car, waypoint_spacing=model.embodiment.waypoint_spacing)
-        self.cem: CEM = car_cem(config.mode, config.cem, self.car, config.device, config.lines)
+        search = replace(config.cem, seed=config.seed)  # --seed seeds the searches (as nav-drive's episode seeds do)
+        self.cem: CEM = car_cem(config.mode, search, self.car, config.device, config.lines)
         self.lines = StraightLines(self.car, config.cem.horizon, config.lines)  # NWM's candidate distribution
         self.metres_per_unit = np.array([self.car.waypoint_spacing, self.car.waypoint_spacing, 1.0])  # x, y, yaw
 
