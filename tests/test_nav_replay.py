@@ -260,6 +260,24 @@ def test_landscape_figures_of_an_energy_that_knows_the_answer_and_of_its_opposit
     assert bad["driven_below_constant_velocity"] == 0.0
 
 
+def test_the_encoder_ranking_follows_the_distance_when_the_latent_does():
+    """A stand-in encoder whose latent is a frame's brightness: frames brighter with distance from a
+    dark goal rank as their distances do; a goal as bright as the farthest frame reverses the order."""
+    from vjepa_wm.evaluation.nav_landscape import encoder_ranking
+
+    class Brightness:
+        tokens_per_frame = 2
+
+        def encode_images(self, images):
+            mean = torch.as_tensor(np.asarray(images), dtype=torch.float32).mean((1, 2, 3))
+            return mean.repeat_interleave(2)[None, :, None].expand(1, -1, 4)
+
+    distances = np.array([5.0, 4.0, 3.0, 2.0, 1.0])
+    frames = np.stack([np.full((4, 4, 3), 20 * d, dtype=np.uint8) for d in distances])
+    assert encoder_ranking(Brightness(), frames, np.zeros((4, 4, 3), np.uint8), distances) == pytest.approx(1.0)
+    assert encoder_ranking(Brightness(), frames, np.full((4, 4, 3), 100, np.uint8), distances) == pytest.approx(-1.0)
+
+
 def test_nav_replay_landscape_is_reported_and_leaves_the_table_as_it_was(tmp_path, dataset, capsys):
     index, model_dir = dataset
     model = car_model()
@@ -274,6 +292,7 @@ def test_nav_replay_landscape_is_reported_and_leaves_the_table_as_it_was(tmp_pat
     landscape = report["landscape"]
     assert landscape["plans"] == 3 and -1 <= landscape["energy_ate_spearman"] <= 1
     assert 0 <= landscape["lines_below_driven"] <= 1 and landscape["driven_below_constant_velocity"] in (0, 1 / 3, 2 / 3, 1)
+    assert -1 <= landscape["encoder_distance_spearman"] <= 1 and landscape["encoder_distance_spearman"] != 0
 
 
 def test_nav_replay_defaults_to_the_bundled_model_and_says_when_there_is_none(tmp_path, dataset, monkeypatch, capsys):

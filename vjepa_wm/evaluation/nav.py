@@ -36,7 +36,7 @@ from vjepa_wm.planner.energy import rollout_energy
 from vjepa_wm.planner.nav_candidates import PlanMode, StraightLineConfig, StraightLines, car_cem
 from vjepa_wm.world_model.training.distributed import check_device
 
-from .nav_landscape import landscape_figures, landscape_summary
+from .nav_landscape import encoder_ranking, landscape_figures, landscape_summary
 from .trajectory_metrics import METRICS, TRANSLATION, path_errors
 
 METHODS = ("model", "constant_velocity", "nwm_mean", "best_line")  # rows of the table, in order
@@ -208,6 +208,14 @@ def velocity_start(actions: np.ndarray, mode: PlanMode, lines: StraightLines, co
     return Plan(torch.as_tensor(actions, dtype=torch.float32), mean, std, torch.empty(0), 0, 0.0)
 
 
+def drive_to_goal(trajectory: NWMTrajectory, now: int, goal_offset: int, context: int) -> tuple[np.ndarray, np.ndarray]:
+    """The recorded frames from the first context frame to the one before the goal, and their
+    distances to the goal pose (metres)."""
+    seen = list(range(now - context + 1, now + goal_offset))
+    goal = trajectory.poses[now + goal_offset, :2]
+    return np.stack([trajectory.image(i) for i in seen]), np.linalg.norm(trajectory.poses[seen, :2] - goal, axis=1)
+
+
 def random_lines(planner: NavPlanner, rng: torch.Generator, lines: int) -> np.ndarray:
     """``[lines, H, 3]`` Car actions of straight lines drawn from NWM's initial distribution."""
     mean, std = planner.lines.initial()
@@ -315,8 +323,10 @@ def evaluate(model, config: NavReplayConfig, progress: bool = True) -> dict:
         baselines, line_ates = baseline_paths(planner, s, lines)
         paths = {"model": planner.path(plan.actions.cpu().numpy()), **baselines}
         if config.landscape:
-            landscape.append(landscape_figures(score, lines, line_ates, planner.actions_of(s.truth),
-                                               planner.constant_velocity(s), planner.cem.device))
+            ranked = landscape_figures(score, lines, line_ates, planner.actions_of(s.truth), planner.constant_velocity(s),
+                                        planner.cem.device)
+            frames, distances = drive_to_goal(trajectory, now, goal_offset, config.context)
+            landscape.append({**ranked, "encoder_distance_spearman": encoder_ranking(model, frames, s.goal_image, distances)})
         figures = {m: path_errors(s.truth, p, s.goal) for m, p in paths.items()}
         for m in METHODS:
             rows[m].append(figures[m])

@@ -9,19 +9,23 @@ scores the replay's random straight lines, the driven actions and constant veloc
 - `lines_below_driven`: share of lines the energy prefers to the driven path (0 for an energy
   whose minimum is the truth);
 - `driven_below_constant_velocity`: 1 when the driven path scores below constant velocity, the
-  model-free baseline a planner has to beat.
+  model-free baseline a planner has to beat;
+- `encoder_distance_spearman`: no prediction at all: Spearman of the encoder's L1 from each recorded
+  frame of the drive (the context, then the driven frames up to the goal) to the goal latent against
+  that frame's distance to the goal pose. High here and low over the lines: the predictor fails,
+  not the encoder's goal energy.
 
 Means over the plans make the `landscape` record of the report. Reading them before a replay's
-table says whether a model's losses come from its energy or from the search.
+table says whether a model's losses come from its energy or from the search, and from which part.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from vjepa_wm.planner.energy import ScoreFn
+from vjepa_wm.planner.energy import ScoreFn, energy
 
-FIGURES = ("energy_ate_spearman", "lines_below_driven", "driven_below_constant_velocity")
+FIGURES = ("energy_ate_spearman", "lines_below_driven", "driven_below_constant_velocity", "encoder_distance_spearman")
 
 
 def ranks(values: np.ndarray) -> np.ndarray:
@@ -49,6 +53,16 @@ def landscape_figures(score: ScoreFn, lines, line_ates: np.ndarray, driven, cons
     lines_e, driven_e, cv_e = energies[:-2], energies[-2], energies[-1]
     return {"energy_ate_spearman": spearman(lines_e, line_ates), "lines_below_driven": float((lines_e < driven_e).mean()),
             "driven_below_constant_velocity": float(driven_e < cv_e)}
+
+
+def encoder_ranking(model, frames: np.ndarray, goal_image: np.ndarray, distances: np.ndarray) -> float:
+    """Spearman of the energy of each recorded frame ``[T, H, W, 3]`` (its latent's L1 to the goal
+    image's) against its distance to the goal ``[T]``."""
+    n = model.tokens_per_frame
+    with torch.no_grad():
+        z = model.encode_images(frames).reshape(len(frames), n, -1)
+        z_goal = model.encode_images(goal_image[None]).reshape(1, n, -1)
+    return spearman(energy(z, z_goal).cpu().double().numpy(), distances)
 
 
 def landscape_summary(rows: list[dict[str, float]]) -> dict[str, float]:
